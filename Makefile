@@ -1,0 +1,42 @@
+# make test: set up everything on a fresh machine, then lint, type-check and test.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint typecheck pytest bench check setup system-deps clean
+
+setup: $(STAMP) system-deps
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,fast]'
+	touch $(STAMP)
+
+# The lab needs iproute2 and nftables; the benchmark needs its peers. Installed where missing.
+system-deps:
+	@bash tests/system-deps.sh lab
+
+test: setup lint typecheck pytest
+
+lint:
+	$(BIN)/ruff check wslnet tests examples
+	$(BIN)/ruff format --check wslnet tests examples
+
+typecheck:
+	$(BIN)/mypy wslnet
+	$(BIN)/mypy --platform win32 wslnet
+
+pytest:
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: setup
+	@bash tests/system-deps.sh bench
+	$(BIN)/python tests/bench.py $(BENCH_ARGS)
+
+check: setup
+	$(BIN)/wslnet check $(CHECK_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

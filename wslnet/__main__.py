@@ -1,0 +1,3 @@
+from wslnet.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The port forwarder: rules, relays, the server and its shutdown."""

@@ -1,0 +1,54 @@
+"""Typed settings of a forwarder run, built by the CLI (and later a config file)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+from wslnet.errors import UsageError
+from wslnet.forward.rules import Rule
+
+Engine = Literal["auto", "splice", "protocol"]
+LoopName = Literal["auto", "asyncio", "uvloop"]
+LogFormat = Literal["text", "json"]
+
+SPLICE_AVAILABLE = sys.platform == "linux"
+
+
+@dataclass(frozen=True)
+class ForwardConfig:
+    rules: tuple[Rule, ...]
+    connect_timeout: float = 5.0
+    idle_timeout: float | None = None
+    max_conns: int | None = None
+    drain: float = 5.0
+    log_format: LogFormat = "text"
+    verbosity: int = 0  # -1 quiet, 0 normal, 1+ debug
+    engine: Engine = "auto"
+    loop: LoopName = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.rules:
+            raise UsageError(
+                "no rule given; expected at least one RULE such as 8080=198.18.5.20:8080"
+            )
+        if self.connect_timeout <= 0:
+            raise UsageError("--connect-timeout must be more than 0 seconds")
+        if self.idle_timeout is not None and self.idle_timeout <= 0:
+            raise UsageError("--idle-timeout must be more than 0 seconds")
+        if self.max_conns is not None and self.max_conns < 1:
+            raise UsageError("--max-conns must be at least 1")
+        if self.drain < 0:
+            raise UsageError("--drain must be 0 seconds or more")
+        for rule in self.rules:
+            if rule.proto != "tcp":
+                raise UsageError(f"rule {rule.text!r}: only TCP forwarding is available so far")
+        if self.engine == "splice" and not SPLICE_AVAILABLE:
+            raise UsageError("--engine splice needs Linux; use --engine protocol")
+
+    @property
+    def resolved_engine(self) -> Literal["splice", "protocol"]:
+        if self.engine == "auto":
+            return "splice" if SPLICE_AVAILABLE else "protocol"
+        return self.engine

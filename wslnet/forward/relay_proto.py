@@ -1,0 +1,138 @@
+"""Portable relay on asyncio Protocols with flow control (Windows, or --engine protocol).
+
+Each side pauses reading on the other while its write buffer is above HIGH_WATER, so
+one connection holds at most HIGH_WATER plus one read chunk per direction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import cast
+
+from wslnet.forward.relay import HIGH_WATER, LOW_WATER, Relay, set_reset_on_close, side_error
+
+
+class _Side(asyncio.Protocol):
+    def __init__(self, relay: ProtocolRelay, name: str) -> None:
+        self.relay = relay
+        self.name = name  # "client" or "target"
+        self.peer: _Side
+        self.transport: asyncio.Transport | None = None
+        self.received = 0  # bytes read here and handed to the peer
+        self.eof = False
+        self.lost = False
+        self.early: list[bytes] = []  # read before the peer's transport existed
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport but have its methods.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        if self.peer.early:
+            transport.writelines(self.peer.early)
+            self.peer.early.clear()
+        if self.peer.eof and transport.can_write_eof():
+            transport.write_eof()
+        self.relay.side_ready()
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        peer = self.peer.transport
+        if peer is None:
+            # Only possible before both sides are wrapped (a server that speaks first).
+            self.early.append(data)
+        else:
+            peer.write(data)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        peer = self.peer.transport
+        if peer is not None and not peer.is_closing() and peer.can_write_eof():
+            peer.write_eof()
+        self.relay.direction_done()
+        return True  # keep our write side open: half-close
+
+    def pause_writing(self) -> None:
+        if self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer.transport is not None and not self.peer.eof:
+            self.peer.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.relay.side_lost(self, exc)
+
+
+class ProtocolRelay(Relay):
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, client: socket.socket, target: socket.socket
+    ) -> None:
+        super().__init__(loop)
+        self.client_sock, self.target_sock = client, target
+        self.client = _Side(self, "client")
+        self.target = _Side(self, "target")
+        self.client.peer, self.target.peer = self.target, self.client
+        self.reason: str | None = None
+
+    @property
+    def up(self) -> int:
+        return self.client.received
+
+    @property
+    def down(self) -> int:
+        return self.target.received
+
+    def start(self) -> None:
+        # Wrapping both sockets is async; the task is kept by the loop until it ends.
+        self._wrap = self.loop.create_task(self._wrap_sockets())
+
+    async def _wrap_sockets(self) -> None:
+        try:
+            await self.loop.create_connection(lambda: self.target, sock=self.target_sock)
+            await self.loop.connect_accepted_socket(lambda: self.client, sock=self.client_sock)
+        except OSError as exc:
+            self.abort(f"error: {exc}")
+
+    def side_ready(self) -> None:
+        if self.reason is not None:  # aborted while the sockets were being wrapped
+            self.abort(self.reason)
+
+    def direction_done(self) -> None:
+        if self.client.eof and self.target.eof:
+            self.reason = self.reason or "closed"
+            for side in (self.client, self.target):
+                if side.transport is not None:
+                    side.transport.close()  # flushes what is buffered, then closes
+
+    def side_lost(self, side: _Side, exc: Exception | None) -> None:
+        if exc is not None and self.reason is None:
+            self.abort(side_error(side.name, exc))
+            return
+        if not side.peer.lost and self.reason is None:
+            # Closed without passing through EOF (e.g. aborted by the loop): end both.
+            self.abort(f"{side.name}-closed")
+            return
+        if side.peer.lost:
+            self._finish(self.reason or "closed")
+
+    def abort(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        for side, sock in ((self.client, self.client_sock), (self.target, self.target_sock)):
+            if side.lost:
+                continue
+            if side.transport is None:  # never wrapped: the socket is still ours
+                side.lost = True
+                if sock.fileno() >= 0:
+                    set_reset_on_close(sock)
+                    sock.close()
+                continue
+            raw = side.transport.get_extra_info("socket")
+            if raw is not None:
+                set_reset_on_close(raw)
+            side.transport.abort()  # connection_lost follows, then _finish
+        if self.client.lost and self.target.lost:
+            self._finish(self.reason)

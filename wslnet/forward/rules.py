@@ -1,0 +1,124 @@
+"""Forwarding rules: `[tcp/]LISTEN=TARGET`, parsed without touching the network."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from wslnet.errors import UsageError
+
+Proto = Literal["tcp", "udp"]
+
+RULE_FORM = "[tcp/][HOST:]PORT=HOST:PORT, e.g. 8080=198.18.5.20:8080 or '[::1]:9000=localhost:9000'"
+
+# RFC 1123 host names; also admits the special names `wsl`, `host` and `wsl@DISTRO`.
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$"
+)
+_DISTRO_TARGET = re.compile(r"^wsl@[A-Za-z0-9._-]+$")
+
+
+class RuleError(UsageError):
+    def __init__(self, rule: str, why: str) -> None:
+        super().__init__(f"bad rule {rule!r}: {why}; expected {RULE_FORM}")
+        self.rule = rule
+        self.why = why
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return format_hostport(self.host, self.port)
+
+
+@dataclass(frozen=True)
+class Rule:
+    proto: Proto
+    listen: Endpoint
+    target: Endpoint
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.proto}/{self.listen}={self.target}"
+
+
+def format_hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_hostport(text: str, rule: str, what: str) -> tuple[str | None, str]:
+    """Splits `HOST:PORT`, `[V6]:PORT` or `PORT` into (host or None, port text)."""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise RuleError(rule, f"{what} {text!r} has '[' without ']'")
+        host, rest = text[1:end], text[end + 1 :]
+        if not rest.startswith(":"):
+            raise RuleError(rule, f"{what} {text!r} needs a port after ']', as in [::1]:8080")
+        if not is_ip(host) or ":" not in host:
+            raise RuleError(rule, f"{host!r} in brackets is not an IPv6 address")
+        return host, rest[1:]
+    if text.count(":") > 1:
+        raise RuleError(rule, f"put an IPv6 address in brackets, as in [::1]:8080 (got {text!r})")
+    if ":" in text:
+        host, port = text.split(":", 1)
+        if not host:
+            raise RuleError(rule, f"{what} {text!r} has an empty host")
+        return host, port
+    return None, text
+
+
+def _port(text: str, rule: str, what: str, allow_zero: bool) -> int:
+    if not text:
+        raise RuleError(rule, f"{what} port is missing")
+    if not text.isdigit():
+        raise RuleError(rule, f"{what} port {text!r} is not a number")
+    port = int(text)
+    low = 0 if allow_zero else 1
+    if not low <= port <= 65535:
+        raise RuleError(rule, f"{what} port {port} is out of range ({low}-65535)")
+    return port
+
+
+def parse_rule(text: str, default_listen_host: str = "127.0.0.1") -> Rule:
+    """Parses one rule. A listen port of 0 asks the system for a free port."""
+    rule = text.strip()
+    if not rule:
+        raise RuleError(text, "the rule is empty")
+    proto: Proto = "tcp"
+    body = rule
+    if "/" in rule.split("=", 1)[0]:
+        prefix, body = rule.split("/", 1)
+        if prefix.lower() not in ("tcp", "udp"):
+            raise RuleError(rule, f"unknown protocol {prefix!r} (tcp or udp)")
+        proto = "tcp" if prefix.lower() == "tcp" else "udp"
+    listen_text, _, target_text = body.partition("=")
+    if not listen_text:
+        raise RuleError(rule, "the listen port is missing")
+    lhost, lport = _split_hostport(listen_text, rule, "listen address")
+    if lhost is not None and not is_ip(lhost):
+        raise RuleError(rule, f"listen host {lhost!r} must be an IP address such as 127.0.0.1")
+    listen = Endpoint(lhost or default_listen_host, _port(lport, rule, "listen", allow_zero=True))
+    if not target_text:
+        raise RuleError(rule, "the target is missing (LISTEN=TARGET)")
+
+    thost, tport = _split_hostport(target_text, rule, "target")
+    if thost is None:
+        raise RuleError(rule, f"target {target_text!r} needs a host, as in 198.18.5.20:{tport}")
+    if not (is_ip(thost) or _HOSTNAME.match(thost) or _DISTRO_TARGET.match(thost)):
+        raise RuleError(rule, f"target host {thost!r} is neither an IP address nor a host name")
+    target = Endpoint(thost, _port(tport, rule, "target", allow_zero=False))
+    return Rule(proto=proto, listen=listen, target=target, text=rule)
