@@ -56,6 +56,10 @@ class Relay(abc.ABC):
     def abort(self, reason: str) -> None:
         """Resets both sides now and ends with `reason`."""
 
+    @abc.abstractmethod
+    def close(self, reason: str) -> None:
+        """Closes both sides in order (FIN, not reset) and ends with `reason`."""
+
     def _finish(self, reason: str) -> None:
         if not self.done.done():
             self.done.set_result(reason)

@@ -118,6 +118,16 @@ class ProtocolRelay(Relay):
         if side.peer.lost:
             self._finish(self.reason or "closed")
 
+    def close(self, reason: str) -> None:
+        if self.client.transport is None or self.target.transport is None:
+            self.abort(reason)
+            return
+        if self.reason is None:
+            self.reason = reason
+        for side in (self.client, self.target):
+            if side.transport is not None and not side.lost:
+                side.transport.close()
+
     def abort(self, reason: str) -> None:
         if self.reason is None:
             self.reason = reason

@@ -167,6 +167,9 @@ class SpliceRelay(Relay):
     def abort(self, reason: str) -> None:
         self.fail(reason, reset=True)
 
+    def close(self, reason: str) -> None:
+        self.fail(reason, reset=False)
+
     def _close(self, reset: bool) -> None:
         if self.closed:
             return

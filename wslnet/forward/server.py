@@ -302,7 +302,7 @@ class Forwarder:
                         continue
                     conn.idle += step
                     if conn.idle >= idle_timeout:
-                        relay.abort("idle-timeout")
+                        relay.close("idle-timeout")
 
     # -- run and stop ------------------------------------------------------------------
     def request_stop(self) -> None:

@@ -1,0 +1,222 @@
+"""Test servers on real sockets, and a handle on a real `wslnet forward` process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def reset_close(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def listening_socket(host: str = "127.0.0.1", port: int = 0, backlog: int = 4096) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    return sock
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """An asyncio loop in a thread that runs test servers on given listening sockets."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.servers: list[asyncio.AbstractServer] = []
+
+    def serve(self, handler: Handler, sock: socket.socket | None = None) -> int:
+        sock = sock or listening_socket()
+
+        async def start() -> asyncio.AbstractServer:
+            return await asyncio.start_server(handler, sock=sock, limit=1 << 20, backlog=4096)
+
+        server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(5)
+        self.servers.append(server)
+        return int(sock.getsockname()[1])
+
+    def close(self) -> None:
+        async def stop() -> None:
+            for s in self.servers:
+                s.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(1 << 16):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+async def reply_after_eof(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads to end of file, then answers: works only if half-close passed through."""
+    data = await reader.read()
+    writer.write(b"got %d bytes: %s" % (len(data), data[:32]))
+    await writer.drain()
+    writer.close()
+
+
+def greet_and_half_close(received: list[bytes]) -> Handler:
+    """A server that speaks first, shuts its write side, then still reads the client."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello\n")
+        writer.write_eof()
+        received.append(await reader.read())
+        writer.close()
+
+    return handler
+
+
+class Forwarder:
+    """`wslnet forward` as a user runs it, with its JSON log lines collected."""
+
+    def __init__(self, *args: str, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None):
+        cmd = [*prefix, sys.executable, "-m", "wslnet", "forward", "--log-format", "json", *args]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            text=True,
+        )
+        self.events: list[dict[str, object]] = []
+        self.raw: list[str] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._cond:
+                self.raw.append(line)
+                try:
+                    self.events.append(json.loads(line))
+                except ValueError:
+                    pass
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_event(
+        self, event: str, count: int = 1, timeout: float = 10.0, **match: object
+    ) -> list[dict[str, object]]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = [
+                    e
+                    for e in self.events
+                    if e.get("event") == event and all(e.get(k) == v for k, v in match.items())
+                ]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(
+                        f"no {count}x {event} {match} in log:\n{''.join(self.raw)[-4000:]}"
+                    )
+                self._cond.wait(min(left, 0.2))
+
+    def started(self) -> Forwarder:
+        self.wait_event("started")
+        return self
+
+    @property
+    def ports(self) -> list[int]:
+        return [int(str(e["listen"]).rsplit(":", 1)[1]) for e in self.wait_event("listening")]
+
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
+    def fd_count(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def rss(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 15.0) -> int:
+        rc = self.proc.wait(timeout)
+        self._reader.join(5)
+        return rc
+
+    def log_text(self) -> str:
+        with self._cond:
+            return "".join(self.raw)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._reader.join(5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@contextlib.contextmanager
+def forwarder(*args: str, **kw: object) -> Iterator[Forwarder]:
+    fwd = Forwarder(*args, **kw)  # type: ignore[arg-type]
+    try:
+        yield fwd.started()
+    finally:
+        fwd.stop()
+
+
+def run_cli(
+    *args: str, timeout: float = 20.0, prefix: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "wslnet", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )

@@ -1,0 +1,136 @@
+"""The Windows/WSL/LAN network built from Linux network namespaces (see shared testing.md).
+
+    win  vEthernet-WSL 198.18.0.1/20   lan0 198.19.0.1/24   (the Windows host; routes)
+    wsl  eth0 198.18.5.20/20, default via 198.18.0.1       (the WSL2 VM, NAT mode)
+    lan  eth0 198.19.0.50/24, 198.18.0.0/20 via 198.19.0.1 (another machine on the LAN)
+
+Only 198.18.0.0/15 is used, and no namespace has a route out of the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+
+PREFIX = "wslnet-"
+CLONE_NEWNET = 0x40000000
+WIN_WSL_IP = "198.18.0.1"
+WSL_IP = "198.18.5.20"
+WIN_LAN_IP = "198.19.0.1"
+LAN_IP = "198.19.0.50"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class LabUnavailable(Exception):
+    pass
+
+
+def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if check and res.returncode != 0:
+        raise LabUnavailable(f"{' '.join(argv)}: {res.stderr.strip()}")
+    return res
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def cleanup_leftovers() -> None:
+    """Deletes namespaces that a crashed run left behind."""
+    res = _run("ip", "netns", "list", check=False)
+    for line in res.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name.startswith(PREFIX):
+            _run("ip", "netns", "del", name, check=False)
+
+
+class Lab:
+    def __init__(self) -> None:
+        if os.geteuid() != 0:
+            raise LabUnavailable("the lab needs root (network namespaces)")
+        for tool in ("ip", "nft"):
+            if shutil.which(tool) is None:
+                raise LabUnavailable(f"the lab needs {tool!r} (make test installs it)")
+        cleanup_leftovers()
+        tag = secrets.token_hex(3)
+        self.tag = tag
+        self.ns = {role: f"{PREFIX}{role}-{tag}" for role in ("win", "wsl", "lan")}
+        self.win, self.wsl, self.lan = self.ns["win"], self.ns["wsl"], self.ns["lan"]
+        try:
+            self._build()
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _build(self) -> None:
+        for ns in self.ns.values():
+            _run("ip", "netns", "add", ns)
+            self.sh(ns, "ip link set lo up")
+        t = self.tag
+        _run("ip", "link", "add", f"wa{t}", "type", "veth", "peer", "name", f"wb{t}")
+        _run("ip", "link", "set", f"wa{t}", "netns", self.win)
+        _run("ip", "link", "set", f"wb{t}", "netns", self.wsl)
+        _run("ip", "link", "add", f"la{t}", "type", "veth", "peer", "name", f"lb{t}")
+        _run("ip", "link", "set", f"la{t}", "netns", self.win)
+        _run("ip", "link", "set", f"lb{t}", "netns", self.lan)
+        self.sh(self.win, f"ip link set wa{t} name vEthernet-WSL")
+        self.sh(self.win, f"ip link set la{t} name lan0")
+        self.sh(self.wsl, f"ip link set wb{t} name eth0")
+        self.sh(self.lan, f"ip link set lb{t} name eth0")
+        self.sh(self.win, f"ip addr add {WIN_WSL_IP}/20 dev vEthernet-WSL")
+        self.sh(self.win, f"ip addr add {WIN_LAN_IP}/24 dev lan0")
+        self.sh(self.win, "ip link set vEthernet-WSL up")
+        self.sh(self.win, "ip link set lan0 up")
+        self.sh(self.win, "sysctl -qw net.ipv4.ip_forward=1")
+        self.sh(self.wsl, f"ip addr add {WSL_IP}/20 dev eth0")
+        self.sh(self.wsl, "ip link set eth0 up")
+        self.sh(self.wsl, f"ip route add default via {WIN_WSL_IP}")
+        self.sh(self.lan, f"ip addr add {LAN_IP}/24 dev eth0")
+        self.sh(self.lan, "ip link set eth0 up")
+        self.sh(self.lan, f"ip route add 198.18.0.0/20 via {WIN_LAN_IP}")
+        # The Windows firewall: tests add drop/reject rules to this chain.
+        for ns in self.ns.values():
+            self.sh(ns, "nft add table inet wslnet")
+            hook = "'{ type filter hook input priority 0; policy accept; }'"
+            self.sh(ns, f"nft add chain inet wslnet input {hook}")
+
+    def sh(self, ns: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return _run("ip", "netns", "exec", ns, "sh", "-c", command, check=check)
+
+    def prefix(self, ns: str) -> tuple[str, ...]:
+        return ("ip", "netns", "exec", ns)
+
+    def firewall(self, ns: str, rule: str) -> None:
+        """Adds an nft rule to ns's input chain, e.g. 'tcp dport 80 drop'."""
+        self.sh(ns, f"nft add rule inet wslnet input {rule}")
+
+    def flush_firewall(self, ns: str) -> None:
+        self.sh(ns, "nft flush chain inet wslnet input")
+
+    @contextlib.contextmanager
+    def inside(self, ns: str) -> Iterator[None]:
+        """Sockets made in this block live in ns (setns on this thread only)."""
+        with open("/proc/thread-self/ns/net") as home, open(f"/var/run/netns/{ns}") as there:
+            _setns(there.fileno())
+            try:
+                yield
+            finally:
+                _setns(home.fileno())
+
+    def socket(self, ns: str, family: int = socket.AF_INET) -> socket.socket:
+        with self.inside(ns):
+            return socket.socket(family, socket.SOCK_STREAM)
+
+    def destroy(self) -> None:
+        for ns in self.ns.values():
+            _run("ip", "netns", "del", ns, check=False)

@@ -1,0 +1,454 @@
+"""`wslnet forward` on loopback: real sockets, a real forwarder process."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.helpers import (
+    ServerThread,
+    echo,
+    forwarder,
+    free_port,
+    greet_and_half_close,
+    listening_socket,
+    reply_after_eof,
+    reset_close,
+    run_cli,
+)
+
+ENGINES = [
+    pytest.param(("--engine", "splice", "--loop", "uvloop"), id="splice-uvloop"),
+    pytest.param(("--engine", "splice", "--loop", "asyncio"), id="splice-asyncio"),
+    pytest.param(("--engine", "protocol", "--loop", "uvloop"), id="protocol-uvloop"),
+    pytest.param(("--engine", "protocol", "--loop", "asyncio"), id="protocol-asyncio"),
+]
+MiB = 1 << 20
+
+
+def connect(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> socket.socket:
+    return socket.create_connection((host, port), timeout=timeout)
+
+
+def recv_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while data := sock.recv(1 << 16):
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def send_stream(sock: socket.socket, total: int, seed: int, digest: list[str]) -> None:
+    """Sends `total` pseudo-random bytes, then half-closes; records their SHA-256."""
+    rng = random.Random(seed)
+    h = hashlib.sha256()
+    left = total
+    while left:
+        chunk = rng.randbytes(min(left, MiB))
+        h.update(chunk)
+        sock.sendall(chunk)
+        left -= len(chunk)
+    sock.shutdown(socket.SHUT_WR)
+    digest.append(h.hexdigest())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_256_mib_each_way_arrive_intact(servers: ServerThread, engine: tuple[str, ...]) -> None:
+    port = servers.serve(echo)
+    with forwarder(f"0={'127.0.0.1'}:{port}", *engine) as fwd:
+        sock = connect(fwd.port)
+        sent: list[str] = []
+        writer = threading.Thread(target=send_stream, args=(sock, 256 * MiB, 1, sent))
+        writer.start()
+        h = hashlib.sha256()
+        received = 0
+        while data := sock.recv(MiB):
+            h.update(data)
+            received += len(data)
+        writer.join()
+        sock.close()
+        assert received == 256 * MiB
+        assert h.hexdigest() == sent[0]
+        end = fwd.wait_event("conn")[0]
+        assert (end["up"], end["down"], end["reason"]) == (256 * MiB, 256 * MiB, "closed")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_many_small_writes_arrive_in_order(servers: ServerThread, engine: tuple[str, ...]) -> None:
+    port = servers.serve(echo)
+    rng = random.Random(7)
+    pieces = [rng.randbytes(rng.randint(1, 200)) for _ in range(20000)]
+    with forwarder(f"0=127.0.0.1:{port}", *engine) as fwd:
+        sock = connect(fwd.port)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def write() -> None:
+            for piece in pieces:
+                sock.send(piece)
+            sock.shutdown(socket.SHUT_WR)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        got = recv_all(sock)
+        writer.join()
+        sock.close()
+    assert got == b"".join(pieces)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_half_closed_client_still_gets_reply(
+    servers: ServerThread, engine: tuple[str, ...]
+) -> None:
+    port = servers.serve(reply_after_eof)
+    with forwarder(f"0=127.0.0.1:{port}", *engine) as fwd:
+        # What `printf 'hi' | nc -N 127.0.0.1 PORT` does.
+        sock = connect(fwd.port, timeout=5)
+        sock.sendall(b"hi")
+        sock.shutdown(socket.SHUT_WR)
+        assert recv_all(sock) == b"got 2 bytes: hi"
+        sock.close()
+        assert fwd.wait_event("conn")[0]["reason"] == "closed"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_server_that_half_closes_first_still_hears_the_client(
+    servers: ServerThread, engine: tuple[str, ...]
+) -> None:
+    received: list[bytes] = []
+    port = servers.serve(greet_and_half_close(received))
+    with forwarder(f"0=127.0.0.1:{port}", *engine) as fwd:
+        sock = connect(fwd.port, timeout=5)
+        assert recv_all(sock) == b"hello\n"  # the server's FIN reached us...
+        sock.sendall(b"still talking")  # ...and our side is still open
+        sock.shutdown(socket.SHUT_WR)
+        fwd.wait_event("conn")
+        sock.close()
+    assert received == [b"still talking"]
+
+
+@pytest.mark.parametrize("engine", ENGINES[::2])
+def test_target_reset_resets_the_client(engine: tuple[str, ...]) -> None:
+    target = listening_socket()
+    with forwarder(f"0=127.0.0.1:{target.getsockname()[1]}", *engine) as fwd:
+        client = connect(fwd.port, timeout=5)
+        server, _ = target.accept()
+        client.sendall(b"x")
+        assert server.recv(1) == b"x"
+        reset_close(server)
+        with pytest.raises(ConnectionResetError):
+            client.recv(1024)
+        end = fwd.wait_event("conn")[0]
+        assert end["reason"] == "target-reset"
+        client.close()
+    target.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES[::2])
+def test_client_reset_resets_the_target(engine: tuple[str, ...]) -> None:
+    target = listening_socket()
+    with forwarder(f"0=127.0.0.1:{target.getsockname()[1]}", *engine) as fwd:
+        client = connect(fwd.port, timeout=5)
+        server, _ = target.accept()
+        server.settimeout(5)
+        client.sendall(b"x")
+        assert server.recv(1) == b"x"
+        reset_close(client)
+        with pytest.raises(ConnectionResetError):
+            server.recv(1024)
+        assert fwd.wait_event("conn")[0]["reason"] == "client-reset"
+        server.close()
+    target.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES[::2])
+def test_memory_stays_bounded_with_a_slow_reader(engine: tuple[str, ...]) -> None:
+    """512 MiB from a fast sender to a reader that crawls: the forwarder must not buffer."""
+    total = 512 * MiB
+    target = listening_socket()
+    with forwarder(f"0=127.0.0.1:{target.getsockname()[1]}", *engine) as fwd:
+        client = connect(fwd.port)
+        server, _ = target.accept()
+        # Small kernel buffers on the reader side, so that the forwarder feels the pressure.
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        base = fwd.rss()
+        peak = base
+        sent: list[str] = []
+        writer = threading.Thread(target=send_stream, args=(client, total, 3, sent))
+        writer.start()
+        h = hashlib.sha256()
+        got = 0
+        reads = 0
+        while data := server.recv(256 * 1024):
+            h.update(data)
+            got += len(data)
+            reads += 1
+            if reads % 64 == 0:
+                peak = max(peak, fwd.rss())
+                time.sleep(0.002)  # crawl
+        writer.join()
+        assert got == total and h.hexdigest() == sent[0]
+        # The README promises at most 1 MiB of data per connection; allow 8 MiB of heap noise.
+        assert peak - base < 9 * MiB, f"RSS grew by {(peak - base) / MiB:.1f} MiB"
+        client.close()
+        server.close()
+    target.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES[::2])
+def test_refused_target_closes_client_promptly_and_keeps_serving(
+    servers: ServerThread, engine: tuple[str, ...]
+) -> None:
+    dead = free_port()
+    live = servers.serve(echo)
+    with forwarder(f"0=127.0.0.1:{dead}", f"0=127.0.0.1:{live}", *engine) as fwd:
+        dead_port, live_port = fwd.ports
+        sock = connect(dead_port, timeout=5)
+        t0 = time.monotonic()
+        try:
+            assert sock.recv(10) == b""
+        except ConnectionResetError:
+            pass
+        assert time.monotonic() - t0 < 2
+        end = fwd.wait_event("conn", rule=1)[0]
+        assert end["reason"] == "connect-refused"
+        assert end["level"] == "warning"
+        sock.close()
+        # The forwarder still serves, on both rules.
+        with connect(live_port) as ok:
+            ok.sendall(b"ping")
+            assert ok.recv(4) == b"ping"
+
+
+def test_max_conns_is_enforced_and_logged(servers: ServerThread) -> None:
+    port = servers.serve(echo)
+    with forwarder(f"0=127.0.0.1:{port}", "--max-conns", "2") as fwd:
+        held = [connect(fwd.port) for _ in range(2)]
+        for s in held:
+            s.sendall(b"a")
+            assert s.recv(1) == b"a"
+        extra = connect(fwd.port, timeout=5)
+        with pytest.raises((ConnectionResetError, ConnectionAbortedError)):
+            extra.sendall(b"b")
+            if not extra.recv(1):
+                raise ConnectionResetError("closed")
+        rejected = fwd.wait_event("rejected")[0]
+        assert rejected["reason"] == "max-conns" and rejected["limit"] == 2
+        held[0].close()
+        fwd.wait_event("conn")
+        with connect(fwd.port) as again:
+            again.sendall(b"c")
+            assert again.recv(1) == b"c"
+        held[1].close()
+        extra.close()
+
+
+def test_idle_timeout_closes_idle_connections_only(servers: ServerThread) -> None:
+    port = servers.serve(echo)
+    with forwarder(f"0=127.0.0.1:{port}", "--idle-timeout", "0.6") as fwd:
+        idle = connect(fwd.port, timeout=5)
+        busy = connect(fwd.port, timeout=5)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.0:
+            busy.sendall(b"k")
+            assert busy.recv(1) == b"k"
+            time.sleep(0.1)
+        assert idle.recv(1) == b""  # closed by the forwarder
+        end = fwd.wait_event("conn")
+        assert [e["reason"] for e in end] == ["idle-timeout"]
+        busy.sendall(b"z")
+        assert busy.recv(1) == b"z"
+        busy.close()
+        idle.close()
+
+
+def test_port_in_use_is_one_clear_line_and_exit_2() -> None:
+    taken = listening_socket()
+    port = taken.getsockname()[1]
+    res = run_cli("forward", f"{port}=127.0.0.1:1")
+    taken.close()
+    assert res.returncode == 2
+    assert res.stderr.strip() == (
+        f"wslnet: cannot listen on 127.0.0.1:{port}: address already in use: "
+        "another program listens there; stop it or pick another port"
+    )
+
+
+def test_address_not_available_names_the_address() -> None:
+    res = run_cli("forward", "198.18.200.1:8080=127.0.0.1:1")
+    assert res.returncode == 2
+    assert "cannot listen on 198.18.200.1:8080: address not available" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_privileged_port_as_a_user_says_permission_denied() -> None:
+    res = run_cli(
+        "forward",
+        "127.0.0.1:81=127.0.0.1:1",
+        prefix=("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"),
+    )
+    assert res.returncode == 2, res.stderr
+    assert "cannot listen on 127.0.0.1:81: permission denied" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("rule", ["99999", "abc=def", "8080", "8080=host-without-port"])
+def test_bad_rules_exit_2_with_the_expected_form(rule: str) -> None:
+    res = run_cli("forward", rule)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"wslnet: bad rule {rule!r}")
+    assert "expected [tcp/][HOST:]PORT=HOST:PORT" in lines[0]
+
+
+def test_bad_option_values_exit_2() -> None:
+    res = run_cli("forward", "8080=127.0.0.1:1", "--max-conns", "0")
+    assert (res.returncode, res.stderr.strip()) == (2, "wslnet: --max-conns must be at least 1")
+
+
+def test_sigterm_stops_accepting_and_drains_open_connections(servers: ServerThread) -> None:
+    port = servers.serve(echo)
+    with forwarder(f"0=127.0.0.1:{port}", "--drain", "10") as fwd:
+        sock = connect(fwd.port, timeout=5)
+        sock.sendall(b"1")
+        assert sock.recv(1) == b"1"
+        fwd.signal(signal.SIGTERM)
+        fwd.wait_event("stopping")
+        with pytest.raises(ConnectionRefusedError):
+            connect(fwd.port, timeout=2)
+        sock.sendall(b"still here")  # the open connection keeps working while draining
+        assert sock.recv(100) == b"still here"
+        sock.shutdown(socket.SHUT_WR)
+        assert recv_all(sock) == b""
+        sock.close()
+        assert fwd.wait(timeout=5) == 0  # exits once drained, long before --drain ends
+        assert fwd.wait_event("conn")[0]["reason"] == "closed"
+
+
+def test_drain_deadline_resets_what_is_left_and_exits_0(servers: ServerThread) -> None:
+    port = servers.serve(echo)
+    with forwarder(f"0=127.0.0.1:{port}", "--drain", "0.5") as fwd:
+        sock = connect(fwd.port, timeout=5)
+        sock.sendall(b"1")
+        assert sock.recv(1) == b"1"
+        fwd.signal(signal.SIGINT)
+        assert fwd.wait(timeout=5) == 0
+        with pytest.raises(ConnectionResetError):
+            sock.recv(1)
+        assert fwd.wait_event("conn")[0]["reason"] == "shutdown"
+        sock.close()
+
+
+def test_second_signal_exits_at_once(servers: ServerThread) -> None:
+    port = servers.serve(echo)
+    with forwarder(f"0=127.0.0.1:{port}", "--drain", "60") as fwd:
+        sock = connect(fwd.port, timeout=5)
+        sock.sendall(b"1")
+        assert sock.recv(1) == b"1"
+        fwd.signal(signal.SIGTERM)
+        fwd.wait_event("stopping")
+        fwd.signal(signal.SIGTERM)
+        assert fwd.wait(timeout=5) == 0
+        sock.close()
+
+
+def test_text_log_has_one_line_per_connection(servers: ServerThread) -> None:
+    port = servers.serve(echo)
+    proc_args = ("forward", f"127.0.0.1:{free_port()}=127.0.0.1:{port}")
+    from tests.helpers import Forwarder
+
+    fwd = Forwarder(proc_args[1], "--log-format", "text")
+    try:
+        deadline = time.monotonic() + 10
+        while "started" not in fwd.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lport = int(proc_args[1].split("=")[0].split(":")[1])
+        with connect(lport) as s:
+            s.sendall(b"hello")
+            assert s.recv(5) == b"hello"
+        fwd.signal(signal.SIGTERM)
+        fwd.wait()
+    finally:
+        fwd.stop()
+    conn_lines = [line for line in fwd.log_text().splitlines() if " conn " in line]
+    assert len(conn_lines) == 1
+    line = conn_lines[0]
+    for field in (
+        "rule=1",
+        "client=127.0.0.1:",
+        f"target=127.0.0.1:{port}",
+        "up=5",
+        "down=5",
+        "duration=",
+        "reason=closed",
+    ):
+        assert field in line, line
+
+
+@pytest.mark.parametrize("engine", ENGINES[::2])
+def test_no_descriptor_leak_after_thousands_of_connections(
+    servers: ServerThread, engine: tuple[str, ...]
+) -> None:
+    live = servers.serve(echo)
+    dead = free_port()
+    with forwarder(f"0=127.0.0.1:{live}", f"0=127.0.0.1:{dead}", *engine) as fwd:
+        live_port, dead_port = fwd.ports
+        with connect(live_port) as warm:  # let lazy imports and pools settle first
+            warm.sendall(b"w")
+            assert warm.recv(1) == b"w"
+        time.sleep(0.2)
+        before = fwd.fd_count()
+        for i in range(3000):
+            kind = i % 3
+            if kind == 0:  # a full exchange
+                with connect(live_port) as s:
+                    s.sendall(b"abc")
+                    assert s.recv(3) == b"abc"
+            elif kind == 1:  # target refuses: the reset may beat connect() itself
+                try:
+                    with connect(dead_port) as s:
+                        s.recv(1)
+                except ConnectionResetError:
+                    pass
+            else:  # client resets mid-connection
+                s = connect(live_port)
+                s.sendall(b"x")
+                reset_close(s)
+        deadline = time.monotonic() + 10
+        while fwd.fd_count() != before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fwd.fd_count() == before
+
+
+async def _one_client(port: int, seed: int) -> bool:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    payload = random.Random(seed).randbytes(4096)
+    writer.write(payload)
+    await writer.drain()
+    writer.write_eof()
+    got = await reader.read()
+    writer.close()
+    return got == payload
+
+
+@pytest.mark.parametrize("engine", ENGINES[::2])
+def test_2000_concurrent_connections_all_intact(
+    servers: ServerThread, engine: tuple[str, ...]
+) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 16384)), hard))
+    port = servers.serve(echo)
+    with forwarder(f"0=127.0.0.1:{port}", *engine) as fwd:
+
+        async def main() -> list[bool]:
+            return await asyncio.gather(*(_one_client(fwd.port, i) for i in range(2000)))
+
+        results = asyncio.run(main())
+    assert results.count(True) == 2000

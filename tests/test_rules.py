@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+
+from wslnet.forward.rules import Endpoint, RuleError, parse_rule
+
+
+@pytest.mark.parametrize(
+    ("text", "proto", "listen", "target"),
+    [
+        (
+            "8080=198.18.5.20:8080",
+            "tcp",
+            Endpoint("127.0.0.1", 8080),
+            Endpoint("198.18.5.20", 8080),
+        ),
+        (
+            "0.0.0.0:2222=198.18.5.20:22",
+            "tcp",
+            Endpoint("0.0.0.0", 2222),
+            Endpoint("198.18.5.20", 22),
+        ),
+        ("[::1]:9000=localhost:9000", "tcp", Endpoint("::1", 9000), Endpoint("localhost", 9000)),
+        ("tcp/8080=[::1]:80", "tcp", Endpoint("127.0.0.1", 8080), Endpoint("::1", 80)),
+        (
+            "TCP/0=example.internal:443",
+            "tcp",
+            Endpoint("127.0.0.1", 0),
+            Endpoint("example.internal", 443),
+        ),
+        (
+            "udp/5353=198.18.5.20:53",
+            "udp",
+            Endpoint("127.0.0.1", 5353),
+            Endpoint("198.18.5.20", 53),
+        ),
+        (
+            "8080=wsl@Ubuntu-22.04:8080",
+            "tcp",
+            Endpoint("127.0.0.1", 8080),
+            Endpoint("wsl@Ubuntu-22.04", 8080),
+        ),
+    ],
+)
+def test_valid_rules_parse(text: str, proto: str, listen: Endpoint, target: Endpoint) -> None:
+    rule = parse_rule(text)
+    assert (rule.proto, rule.listen, rule.target) == (proto, listen, target)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("99999", "listen port 99999 is out of range"),
+        ("abc=def", "listen port 'abc' is not a number"),
+        ("8080", "the target is missing"),
+        ("8080=", "the target is missing"),
+        ("=1.2.3.4:80", "the listen port is missing"),
+        ("8080=198.18.5.20", "needs a host"),
+        ("8080=198.18.5.20:0", "target port 0 is out of range"),
+        ("8080=198.18.5.20:70000", "target port 70000 is out of range"),
+        ("::1:8080=a:1", "put an IPv6 address in brackets"),
+        ("[::1:8080=a:1", "without ']'"),
+        ("[1.2.3.4]:80=a:1", "is not an IPv6 address"),
+        ("localhost:80=a:1", "must be an IP address"),
+        ("sctp/80=a:1", "unknown protocol 'sctp'"),
+        ("80=bad host!:1", "neither an IP address nor a host name"),
+        ("", "the rule is empty"),
+    ],
+)
+def test_bad_rules_say_what_is_wrong_and_show_the_form(text: str, why: str) -> None:
+    with pytest.raises(RuleError) as info:
+        parse_rule(text)
+    assert why in str(info.value)
+    assert "expected [tcp/][HOST:]PORT=HOST:PORT" in str(info.value)
+    assert info.value.exit_code == 2
