@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from typing import cast
 
 from wslnet.forward.relay import HIGH_WATER, LOW_WATER, Relay, set_reset_on_close, side_error
@@ -68,9 +69,13 @@ class _Side(asyncio.Protocol):
 
 class ProtocolRelay(Relay):
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, client: socket.socket, target: socket.socket
+        self,
+        loop: asyncio.AbstractEventLoop,
+        client: socket.socket,
+        target: socket.socket,
+        on_end: Callable[[str], None],
     ) -> None:
-        super().__init__(loop)
+        super().__init__(loop, on_end)
         self.client_sock, self.target_sock = client, target
         self.client = _Side(self, "client")
         self.target = _Side(self, "target")

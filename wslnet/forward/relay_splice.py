@@ -1,8 +1,11 @@
-"""Zero-copy relay for Linux: socket -> pipe -> socket with os.splice, driven by the loop.
+"""Relay for Linux: plain copies for small exchanges, zero-copy os.splice for streams.
 
-Data never enters Python: each direction owns a pipe (made on first data, so idle
-connections cost no pipe) and reads from its source only while the pipe is empty,
-so back-pressure is the pipe's size.
+A direction starts by copying through one shared buffer (no pipe, few syscalls: what
+short request/response connections want). When a read fills that buffer, the stream
+is bulk: the direction takes a pipe and moves socket -> pipe -> socket with splice, so
+the data never enters Python. Either way a direction reads only while nothing is
+waiting to be written, so back-pressure holds: at most one buffer (64 KiB) or one pipe
+(1 MiB, kernel memory) per direction.
 """
 
 from __future__ import annotations
@@ -15,22 +18,30 @@ import asyncio
 import fcntl
 import os
 import socket
+from collections.abc import Callable
 
 from wslnet.forward.relay import Relay, set_reset_on_close, side_error
 
+COPY_SIZE = 64 * 1024
 PIPE_SIZE = 1024 * 1024
 _FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
-# Rounds per wake-up before yielding to other connections.
-_ROUNDS = 16
+_ROUNDS = 16  # reads per wake-up before other connections get a turn
+# One loop thread, one buffer: a copy is written out (or saved) before the next read.
+_BUF = bytearray(COPY_SIZE)
+_VIEW = memoryview(_BUF)
 
 
 class _Pump:
+    """One direction: reads `src`, writes `dst`."""
+
     __slots__ = (
         "dst",
         "dst_fd",
         "eof",
+        "held",
         "loop",
         "name",
+        "peer",
         "pending",
         "pr",
         "pw",
@@ -43,39 +54,73 @@ class _Pump:
     )
 
     def __init__(
-        self, relay: SpliceRelay, src: socket.socket, dst: socket.socket, name: str
+        self, relay: SpliceRelay, src: socket.socket, dst: socket.socket, name: str, peer: str
     ) -> None:
         self.relay = relay
         self.loop = relay.loop
         self.src, self.dst = src, dst
         self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
-        self.name = name  # the side that reads: "client" or "target"
+        self.name, self.peer = name, peer  # which side reads here, which side is written
         self.pr = self.pw = -1
         self.size = PIPE_SIZE
-        self.pending = 0
+        self.pending = 0  # bytes in the pipe
+        self.held = b""  # copied bytes the destination did not take yet
         self.total = 0
         self.eof = False
         self.writing = False
+
+    def on_readable(self) -> None:
+        if self.pr < 0 and not self._copy():
+            return
+        self._splice()
+
+    def _copy(self) -> bool:
+        """Copies while reads are small; True when the stream turned bulk (use splice)."""
+        src, dst = self.src, self.dst
+        for _ in range(_ROUNDS):
+            try:
+                n = src.recv_into(_BUF)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError as exc:
+                self.relay.fail(side_error(self.name, exc), reset=True)
+                return False
+            if n == 0:
+                self._end_of_stream()
+                return False
+            try:
+                m = dst.send(_VIEW[:n])
+            except (BlockingIOError, InterruptedError):
+                m = 0
+            except OSError as exc:
+                self.relay.fail(side_error(self.peer, exc), reset=True)
+                return False
+            self.total += m
+            if m < n:
+                self.held = bytes(_VIEW[m:n])
+                self._wait_writable()
+                return False
+            if n == COPY_SIZE:
+                try:
+                    self._open_pipe()
+                except OSError:
+                    continue  # no pipe to be had: keep copying
+                return True
+        return False
 
     def _open_pipe(self) -> None:
         self.pr, self.pw = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             fcntl.fcntl(self.pw, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:
+        except OSError:  # over the per-user pipe quota: the default size still works
             self.size = fcntl.fcntl(self.pw, fcntl.F_GETPIPE_SZ)
 
-    def on_readable(self) -> None:
-        if self.pr < 0:
-            try:
-                self._open_pipe()
-            except OSError as exc:
-                self.relay.fail(f"error: no pipe: {exc.strerror}", reset=True)
-                return
+    def _splice(self) -> None:
         splice = os.splice
         for _ in range(_ROUNDS):
             try:
                 n = splice(self.src_fd, self.pw, self.size, flags=_FLAGS)
-            except BlockingIOError:
+            except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 self.relay.fail(side_error(self.name, exc), reset=True)
@@ -88,25 +133,40 @@ class _Pump:
                 return
 
     def _flush(self) -> bool:
-        """Writes the pipe out; False (and waits for writable) if the destination is full."""
+        """Writes out what is held; False (and waits for writable) if the destination is full."""
+        if self.held:
+            try:
+                m = self.dst.send(self.held)
+            except (BlockingIOError, InterruptedError):
+                m = 0
+            except OSError as exc:
+                self.relay.fail(side_error(self.peer, exc), reset=True)
+                return False
+            self.total += m
+            self.held = self.held[m:]
+            if self.held:
+                self._wait_writable()
+                return False
         while self.pending:
             try:
                 m = os.splice(self.pr, self.dst_fd, self.pending, flags=_FLAGS)
-            except BlockingIOError:
+            except (BlockingIOError, InterruptedError):
                 m = 0
             except OSError as exc:
-                peer = "target" if self.name == "client" else "client"
-                self.relay.fail(side_error(peer, exc), reset=True)
+                self.relay.fail(side_error(self.peer, exc), reset=True)
                 return False
             if m == 0:
-                if not self.writing:
-                    self.loop.remove_reader(self.src_fd)
-                    self.loop.add_writer(self.dst_fd, self.on_writable)
-                    self.writing = True
+                self._wait_writable()
                 return False
             self.pending -= m
             self.total += m
         return True
+
+    def _wait_writable(self) -> None:
+        if not self.writing:
+            self.writing = True
+            self.loop.remove_reader(self.src_fd)
+            self.loop.add_writer(self.dst_fd, self.on_writable)
 
     def on_writable(self) -> None:
         if not self._flush():
@@ -126,8 +186,10 @@ class _Pump:
         self.relay.direction_done()
 
     def stop(self) -> None:
-        self.loop.remove_reader(self.src_fd)
-        self.loop.remove_writer(self.dst_fd)
+        if self.writing:
+            self.loop.remove_writer(self.dst_fd)
+        elif not self.eof:
+            self.loop.remove_reader(self.src_fd)
         for fd in (self.pr, self.pw):
             if fd >= 0:
                 os.close(fd)
@@ -136,11 +198,18 @@ class _Pump:
 
 class SpliceRelay(Relay):
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, client: socket.socket, target: socket.socket
+        self,
+        loop: asyncio.AbstractEventLoop,
+        client: socket.socket,
+        target: socket.socket,
+        on_end: Callable[[str], None],
     ) -> None:
-        super().__init__(loop)
+        super().__init__(loop, on_end)
         self.client, self.target = client, target
-        self.pumps = (_Pump(self, client, target, "client"), _Pump(self, target, client, "target"))
+        self.pumps = (
+            _Pump(self, client, target, "client", "target"),
+            _Pump(self, target, client, "target", "client"),
+        )
         self.closed = False
 
     @property
@@ -156,7 +225,7 @@ class SpliceRelay(Relay):
             self.loop.add_reader(pump.src_fd, pump.on_readable)
 
     def direction_done(self) -> None:
-        if all(p.eof for p in self.pumps):
+        if self.pumps[0].eof and self.pumps[1].eof:
             self._close(reset=False)
             self._finish("closed")
 

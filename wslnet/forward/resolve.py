@@ -22,19 +22,25 @@ class Resolver:
         self.ttl = ttl
         self._cache: dict[Endpoint, tuple[float, list[Address]]] = {}
 
-    async def resolve(self, target: Endpoint) -> list[Address]:
+    def cached(self, target: Endpoint) -> list[Address] | None:
+        """The addresses known without asking anyone: an IP literal, or a fresh cache entry."""
         hit = self._cache.get(target)
         if hit is not None and (hit[0] < 0 or hit[0] > time.monotonic()):
             return hit[1]
         try:
             ip = ipaddress.ip_address(target.host)
         except ValueError:
-            addrs = await self._lookup(target)
-            self._cache[target] = (time.monotonic() + self.ttl, addrs)
-            return addrs
+            return None
         family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         addrs = [(family, (target.host, target.port))]
         self._cache[target] = (-1.0, addrs)  # never expires
+        return addrs
+
+    async def resolve(self, target: Endpoint) -> list[Address]:
+        addrs = self.cached(target)
+        if addrs is None:
+            addrs = await self._lookup(target)
+            self._cache[target] = (time.monotonic() + self.ttl, addrs)
         return addrs
 
     def forget(self, target: Endpoint) -> None:

@@ -1,4 +1,4 @@
-"""The forwarder: listeners per rule, a task per connection, an orderly shutdown.
+"""The forwarder: listeners per rule, connections driven by callbacks, an orderly shutdown.
 
 Shutdown follows uvicorn: stop listening, let open connections drain for up to
 `drain` seconds, then reset what is left.
@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 from wslnet.errors import ListenError
 from wslnet.forward.config import ForwardConfig
+from wslnet.forward.dial import CALLBACKS, Dialer, connect_reason, dial_async
 from wslnet.forward.log import EventLog
 from wslnet.forward.relay import Relay, set_reset_on_close
 from wslnet.forward.relay_proto import ProtocolRelay
-from wslnet.forward.resolve import ResolveError, Resolver
+from wslnet.forward.resolve import Address, ResolveError, Resolver
 from wslnet.forward.rules import Endpoint, Rule, format_hostport
 
 _LISTEN_ERRORS = {
@@ -30,12 +31,7 @@ _LISTEN_ERRORS = {
     errno.EAFNOSUPPORT: "this address family is not supported here (IPv6 disabled?)",
 }
 _FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-
-
-class ConnectError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+_ACCEPT_BATCH = 64  # accepts per wake-up before other work gets a turn
 
 
 @dataclass(eq=False)
@@ -43,9 +39,12 @@ class Connection:
     id: int
     rule: RuleState
     client: str
+    csock: socket.socket
     started: float
     target: str = ""
     relay: Relay | None = None
+    dialer: Dialer | None = None
+    task: asyncio.Task[None] | None = None
     idle: float = 0.0
     seen: int = 0
 
@@ -93,18 +92,6 @@ def _listen_cause(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _connect_reason(exc: BaseException) -> str:
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return "timeout"
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return "unreachable"
-    if isinstance(exc, OSError):
-        return f"error: {exc.strerror or exc}"
-    return f"error: {exc}"
-
-
 def _peer(addr: object) -> str:
     if isinstance(addr, tuple) and len(addr) >= 2:
         return format_hostport(str(addr[0]), int(addr[1]))
@@ -117,28 +104,34 @@ class Forwarder:
         self.log = log
         self.engine = config.resolved_engine
         self.rules: list[RuleState] = []
-        self.tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._stopping = asyncio.Event()
+        self._drained = asyncio.Event()
         self._forced = False
         self.loop = asyncio.get_running_loop()
         self.resolver = Resolver(self.loop)
 
-    # -- start -------------------------------------------------------------------------
+    @property
+    def active(self) -> int:
+        return sum(len(rs.active) for rs in self.rules)
+
+    # -- listening ---------------------------------------------------------------------
     def open_listeners(self) -> None:
         """Binds every rule; on any failure closes what was opened and raises ListenError."""
         try:
             for index, rule in enumerate(self.config.rules, 1):
                 sock = bind_listener(rule.listen)
-                bound = _peer(sock.getsockname())
-                self.rules.append(RuleState(index, rule, sock, bound))
+                self.rules.append(RuleState(index, rule, sock, _peer(sock.getsockname())))
         except ListenError:
             for rs in self.rules:
                 rs.sock.close()
             self.rules.clear()
             raise
         for rs in self.rules:
-            rs.task = self.loop.create_task(self._accept_loop(rs))
+            if CALLBACKS:
+                self.loop.add_reader(rs.sock.fileno(), self._on_acceptable, rs)
+            else:
+                rs.task = self.loop.create_task(self._accept_task(rs))
             self.log(
                 "info",
                 "listening",
@@ -148,29 +141,39 @@ class Forwarder:
                 engine=self.engine,
             )
 
-    # -- accept ------------------------------------------------------------------------
-    async def _accept_loop(self, rs: RuleState) -> None:
-        loop = self.loop
+    def _on_acceptable(self, rs: RuleState) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                csock, addr = rs.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._accept_failed(rs, exc)
+                # Stop watching for a moment, or the loop would spin on the same error.
+                self.loop.remove_reader(rs.sock.fileno())
+                self.loop.call_later(0.1, self._resume_accepting, rs)
+                return
+            self._accepted(rs, csock, addr)
+
+    def _resume_accepting(self, rs: RuleState) -> None:
+        if not self._stopping.is_set():
+            self.loop.add_reader(rs.sock.fileno(), self._on_acceptable, rs)
+
+    async def _accept_task(self, rs: RuleState) -> None:
         while True:
             try:
-                csock, addr = await loop.sock_accept(rs.sock)
+                csock, addr = await self.loop.sock_accept(rs.sock)
             except OSError as exc:
-                # Out of descriptors (or a transient accept error): wait for some to free up.
-                cause = "out of file descriptors" if exc.errno in _FD_EXHAUSTED else exc.strerror
-                self.log("error", "accept-failed", rule=rs.index, msg=str(cause))
+                self._accept_failed(rs, exc)
                 await asyncio.sleep(0.1)
                 continue
             self._accepted(rs, csock, addr)
-            # Take what else is queued without going back through the loop.
-            while True:
-                try:
-                    csock, addr = rs.sock.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    break
-                self._accepted(rs, csock, addr)
 
+    def _accept_failed(self, rs: RuleState, exc: OSError) -> None:
+        cause = "out of file descriptors" if exc.errno in _FD_EXHAUSTED else exc.strerror
+        self.log("error", "accept-failed", rule=rs.index, msg=str(cause))
+
+    # -- one connection ----------------------------------------------------------------
     def _accepted(self, rs: RuleState, csock: socket.socket, addr: object) -> None:
         csock.setblocking(False)
         rs.accepted += 1
@@ -180,92 +183,109 @@ class Forwarder:
             set_reset_on_close(csock)
             csock.close()
             self.log(
-                "warning",
-                "rejected",
-                rule=rs.index,
-                client=_peer(addr),
-                reason="max-conns",
+                "warning", "rejected", rule=rs.index, client=_peer(addr), reason="max-conns",
                 limit=limit,
-            )
+            )  # fmt: skip
             return
         try:
             csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        conn = Connection(next(self._ids), rs, _peer(addr), time.monotonic())
-        rs.active.add(conn)
-        task = self.loop.create_task(self._serve(conn, csock))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    # -- one connection ----------------------------------------------------------------
-    async def _serve(self, conn: Connection, csock: socket.socket) -> None:
-        rs = conn.rule
-        reason = "closed"
-        try:
-            try:
-                tsock = await self._connect(conn)
-            except ConnectError as exc:
-                set_reset_on_close(csock)
-                csock.close()
-                reason = f"connect-{exc.reason}"
-                return
-            except BaseException:
-                csock.close()
-                reason = "shutdown"
-                raise
-            relay: Relay
-            if self.engine == "splice" and sys.platform == "linux":
-                from wslnet.forward.relay_splice import SpliceRelay
-
-                relay = SpliceRelay(self.loop, csock, tsock)
-            else:
-                relay = ProtocolRelay(self.loop, csock, tsock)
-            conn.relay = relay
-            relay.start()
-            try:
-                reason = await asyncio.shield(relay.done)
-            except asyncio.CancelledError:
-                relay.abort("shutdown")
-                reason = "shutdown"
-                raise
-        finally:
-            rs.active.discard(conn)
-            self._log_end(conn, reason)
-
-    async def _connect(self, conn: Connection) -> socket.socket:
-        target = conn.rule.rule.target
+        conn = Connection(next(self._ids), rs, _peer(addr), csock, time.monotonic())
+        target = rs.rule.target
         conn.target = str(target)
+        rs.active.add(conn)
+        addrs = self.resolver.cached(target)
+        if addrs is not None and CALLBACKS:
+            self._dial(conn, addrs)
+        else:
+            conn.task = self.loop.create_task(self._dial_task(conn))
+
+    def _dial(self, conn: Connection, addrs: list[Address]) -> None:
+        if len(addrs) == 1:
+            conn.target = format_hostport(*addrs[0][1])
+
+        def done(tsock: socket.socket | None, reason: str) -> None:
+            conn.dialer = None
+            if tsock is None:
+                self._dial_failed(conn, reason)
+            else:
+                self._connected(conn, tsock)
+
+        conn.dialer = Dialer(self.loop, addrs, self.config.connect_timeout, done)
+        conn.dialer.start()
+
+    async def _dial_task(self, conn: Connection) -> None:
+        target = conn.rule.rule.target
         try:
             addrs = await self.resolver.resolve(target)
         except ResolveError as exc:
-            raise ConnectError(f"dns: {exc}") from None
-        deadline = self.loop.time() + self.config.connect_timeout
-        last: BaseException | None = None
-        for family, sockaddr in addrs:
-            conn.target = format_hostport(*sockaddr)
-            try:
-                return await self._connect_one(family, sockaddr, deadline - self.loop.time())
-            except (OSError, asyncio.TimeoutError) as exc:
-                last = exc
-        self.resolver.forget(target)
-        assert last is not None
-        raise ConnectError(_connect_reason(last))
-
-    async def _connect_one(
-        self, family: int, sockaddr: tuple[str, int], timeout: float
-    ) -> socket.socket:
-        if timeout <= 0:
-            raise asyncio.TimeoutError
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await asyncio.wait_for(self.loop.sock_connect(sock, sockaddr), timeout)
-        except BaseException:
-            sock.close()
+            self._dial_failed(conn, f"dns: {exc}")
+            return
+        except asyncio.CancelledError:
+            self._end(conn, "shutdown", reset=True)
             raise
-        return sock
+        finally:
+            conn.task = None
+        if CALLBACKS:
+            self._dial(conn, addrs)
+            return
+        conn.task = asyncio.current_task()
+        try:
+            tsock = await dial_async(self.loop, addrs, self.config.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            self._dial_failed(conn, connect_reason(exc))
+            return
+        except asyncio.CancelledError:
+            self._end(conn, "shutdown", reset=True)
+            raise
+        finally:
+            conn.task = None
+        self._connected(conn, tsock)
+
+    def _dial_failed(self, conn: Connection, reason: str) -> None:
+        self.resolver.forget(conn.rule.rule.target)
+        self._end(conn, f"connect-{reason}", reset=True)
+
+    def _connected(self, conn: Connection, tsock: socket.socket) -> None:
+        try:
+            conn.target = _peer(tsock.getpeername())
+        except OSError:
+            pass
+        relay: Relay
+        if self.engine == "splice" and sys.platform == "linux":
+            from wslnet.forward.relay_splice import SpliceRelay
+
+            relay = SpliceRelay(self.loop, conn.csock, tsock, lambda why: self._end(conn, why))
+        else:
+            relay = ProtocolRelay(self.loop, conn.csock, tsock, lambda why: self._end(conn, why))
+        conn.relay = relay
+        relay.start()
+
+    def _end(self, conn: Connection, reason: str, reset: bool = False) -> None:
+        """The one place a connection ends: sockets closed, counted, logged."""
+        rs = conn.rule
+        if conn not in rs.active:
+            return
+        rs.active.discard(conn)
+        if conn.relay is None:  # never relayed: the client socket is still ours
+            if reset:
+                set_reset_on_close(conn.csock)
+            conn.csock.close()
+        self._log_end(conn, reason)
+        if self._stopping.is_set() and not self.active:
+            self._drained.set()
+
+    def _abort(self, conn: Connection, reason: str) -> None:
+        if conn.relay is not None:
+            conn.relay.abort(reason)
+            return
+        if conn.dialer is not None:
+            conn.dialer.cancel()
+            conn.dialer = None
+        if conn.task is not None:
+            conn.task.cancel()
+        self._end(conn, reason, reset=True)
 
     def _log_end(self, conn: Connection, reason: str) -> None:
         level = "info" if reason in ("closed", "idle-timeout", "shutdown") else "warning"
@@ -311,14 +331,12 @@ class Forwarder:
                 self._forced = True
                 self.log("warning", "stopping", msg="second signal: closing all connections now")
                 self._abort_all("shutdown")
+                self._drained.set()
             return
-        self.log(
-            "info",
-            "stopping",
-            drain=self.config.drain,
-            active=sum(len(rs.active) for rs in self.rules),
-        )
+        self.log("info", "stopping", drain=self.config.drain, active=self.active)
         self._stopping.set()
+        if not self.active:
+            self._drained.set()
 
     async def serve(self) -> None:
         sweeper = None
@@ -333,18 +351,24 @@ class Forwarder:
         for rs in self.rules:
             if rs.task is not None:
                 rs.task.cancel()
+            elif CALLBACKS:
+                self.loop.remove_reader(rs.sock.fileno())
             rs.sock.close()
-        if self.tasks and not self._forced:
-            await asyncio.wait(set(self.tasks), timeout=self.config.drain)
-        if self.tasks:
+        if self.active:
+            try:
+                await asyncio.wait_for(self._drained.wait(), self.config.drain)
+            except asyncio.TimeoutError:
+                pass
+        if self.active:
             self._abort_all("shutdown")
-            for task in list(self.tasks):
-                task.cancel()
-            await asyncio.wait(set(self.tasks), timeout=2.0)
+            # Aborted relays finish on the next loop turns.
+            for _ in range(100):
+                if not self.active:
+                    break
+                await asyncio.sleep(0.01)
         self.log("info", "stopped")
 
     def _abort_all(self, reason: str) -> None:
         for rs in self.rules:
             for conn in list(rs.active):
-                if conn.relay is not None:
-                    conn.relay.abort(reason)
+                self._abort(conn, reason)

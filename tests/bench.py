@@ -1,0 +1,323 @@
+"""`make bench`: wslnet's forwarder against a direct connection, socat and HAProxy, in one run.
+
+All traffic stays on loopback. Prints one table (each figure also as a ratio to socat and
+to HAProxy) and writes it as JSON. Peers: iperf3, socat, haproxy (Debian packages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+CLK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+ECHO_SERVER = r"""
+import asyncio, socket, sys
+try:
+    import uvloop; uvloop.install()
+except ImportError:
+    pass
+class Echo(asyncio.Protocol):
+    def connection_made(self, t): self.t = t
+    def data_received(self, d): self.t.write(d)
+async def main():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4096)
+    srv = await asyncio.get_running_loop().create_server(Echo, sock=s, backlog=4096)
+    await srv.serve_forever()
+asyncio.run(main())
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    """Waits until something listens, without connecting (iperf3 takes a probe for a test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def tree(pid: int) -> list[int]:
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            pids += tree(int(child))
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of the process and its reaped children (socat forks per connection)."""
+    total = 0.0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / CLK
+    return total
+
+
+def rss_bytes(pid: int) -> int:
+    total = 0
+    for p in tree(pid):
+        try:
+            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * PAGE
+        except OSError:
+            pass
+    return total
+
+
+@dataclass
+class Peer:
+    name: str
+    argv: list[str]
+    iperf_port: int
+    echo_port: int
+    files: list[Path] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if not self.argv:
+            return
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_port(self.iperf_port)
+        wait_port(self.echo_port)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def make_peers(iperf: int, echo: int, tmp: Path, engines: list[str]) -> list[Peer]:
+    peers = [Peer("direct", [], iperf, echo)]
+    pi, pe = free_port(), free_port()
+    socat = f"socat TCP-LISTEN:{pi},fork,reuseaddr,backlog=4096 TCP:127.0.0.1:{iperf} & " + (
+        f"exec socat TCP-LISTEN:{pe},fork,reuseaddr,backlog=4096 TCP:127.0.0.1:{echo}"
+    )
+    # One shell holds both socat listeners, so the process tree covers them.
+    peers.append(Peer("socat", ["sh", "-c", socat], pi, pe))
+    for splice in (False, True):
+        pi, pe = free_port(), free_port()
+        cfg = tmp / f"haproxy-{splice}.cfg"
+        cfg.write_text(
+            "global\n  maxconn 4096\n  nbthread 1\n"
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n"
+            + ("  option splice-auto\n" if splice else "")
+            + f"listen iperf\n  bind 127.0.0.1:{pi}\n  server s 127.0.0.1:{iperf}\n"
+            + f"listen echo\n  bind 127.0.0.1:{pe} backlog 4096\n  server s 127.0.0.1:{echo}\n"
+        )
+        name = "haproxy-splice" if splice else "haproxy"
+        peers.append(Peer(name, ["haproxy", "-db", "-f", str(cfg)], pi, pe))
+    for engine in engines:
+        pi, pe = free_port(), free_port()
+        argv = [PY, "-m", "wslnet", "forward", "-q", "--engine", engine]
+        argv += [f"{pi}=127.0.0.1:{iperf}", f"{pe}=127.0.0.1:{echo}"]
+        peers.append(Peer(f"wslnet-{engine}", argv, pi, pe))
+    return peers
+
+
+def iperf(port: int, seconds: int) -> tuple[float, int]:
+    out = subprocess.run(
+        ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    )
+    data = json.loads(out.stdout)
+    if "error" in data:
+        raise RuntimeError(f"iperf3: {data['error']}")
+    recv = data["end"]["sum_received"]
+    return float(recv["bits_per_second"]), int(recv["bytes"])
+
+
+def connect_echo(port: int, count: int) -> tuple[float, float, float]:
+    payload = b"x" * 64
+    lat = []
+    t_all = time.perf_counter()
+    for _ in range(count):
+        t0 = time.perf_counter()
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(payload)
+        got = b""
+        while len(got) < 64:
+            chunk = s.recv(64 - len(got))
+            if not chunk:
+                raise RuntimeError("echo closed early")
+            got += chunk
+        s.close()
+        lat.append(time.perf_counter() - t0)
+    total = time.perf_counter() - t_all
+    lat.sort()
+    return count / total, lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99)] * 1e6
+
+
+def idle_rss(peer: Peer, count: int) -> float | None:
+    if peer.pid is None:
+        return None
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", peer.echo_port))
+            s.sendall(b"hi")
+            s.recv(2)
+            socks.append(s)
+        time.sleep(0.5)
+        return rss_bytes(peer.pid) / (1 << 20)
+    finally:
+        for s in socks:
+            s.close()
+        time.sleep(0.5)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=int, default=5, help="length of one iperf3 run")
+    ap.add_argument("--runs", type=int, default=3, help="iperf3 runs per peer (median)")
+    ap.add_argument("--conns", type=int, default=2000, help="sequential connect+echo count")
+    ap.add_argument("--idle", type=int, default=1000, help="idle connections for the RSS figure")
+    ap.add_argument("--json", type=Path, default=ROOT / "bench-results.json")
+    ap.add_argument("--engines", default="splice,protocol")
+    args = ap.parse_args()
+    for tool in ("iperf3", "socat", "haproxy"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is missing (make bench installs it)", file=sys.stderr)
+            return 2
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+    tmp = Path(tempfile.mkdtemp(prefix="wslnet-bench-"))
+    iperf_port, echo_port = free_port(), free_port()
+    servers = [
+        subprocess.Popen(["iperf3", "-s", "-p", str(iperf_port)], stdout=subprocess.DEVNULL),
+        subprocess.Popen([PY, "-c", ECHO_SERVER, str(echo_port)]),
+    ]
+    results: dict[str, dict[str, float | None]] = {}
+    try:
+        wait_port(echo_port)
+        time.sleep(0.3)
+        for peer in make_peers(iperf_port, echo_port, tmp, args.engines.split(",")):
+            print(f"bench: {peer.name} ...", file=sys.stderr, flush=True)
+            peer.start()
+            try:
+                row: dict[str, float | None] = {}
+                cpu0 = cpu_seconds(peer.pid) if peer.pid else 0.0
+                runs = [iperf(peer.iperf_port, args.seconds) for _ in range(args.runs)]
+                moved = sum(b for _, b in runs)
+                row["gbit_s"] = statistics.median(bps for bps, _ in runs) / 1e9
+                row["cpu_s_per_gb"] = (
+                    (cpu_seconds(peer.pid) - cpu0) / (moved / 1e9) if peer.pid else None
+                )
+                rate, p50, p99 = connect_echo(peer.echo_port, args.conns)
+                row.update(conn_per_s=rate, p50_us=p50, p99_us=p99)
+                row["rss_mib_idle"] = idle_rss(peer, args.idle)
+                results[peer.name] = row
+            finally:
+                peer.stop()
+    finally:
+        for p in servers:
+            p.terminate()
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    table = render(results)
+    print(table)
+    verdicts = targets(results)
+    print("\n".join(verdicts))
+    args.json.write_text(
+        json.dumps({"results": results, "targets": verdicts, "table": table}, indent=2) + "\n"
+    )
+    print(f"\nwritten: {args.json}")
+    return 0
+
+
+METRICS = [
+    ("gbit_s", "throughput (Gbit/s, iperf3 median)", "{:.2f}"),
+    ("cpu_s_per_gb", "forwarder CPU s per GB", "{:.3f}"),
+    ("conn_per_s", "connect+64B echo+close per s", "{:.0f}"),
+    ("p50_us", "  latency p50 (us)", "{:.0f}"),
+    ("p99_us", "  latency p99 (us)", "{:.0f}"),
+    ("rss_mib_idle", "RSS with idle conns (MiB)", "{:.1f}"),
+]
+
+
+def render(results: dict[str, dict[str, float | None]]) -> str:
+    refs = ["socat", "haproxy", "haproxy-splice"]
+    head = f"| {'metric':<36} | {'peer':<16} | {'value':>9} | " + " | ".join(
+        f"{'x ' + r:>16}" for r in refs
+    )
+    lines = [head + " |", "|" + "|".join("-" * (len(c) + 2) for c in head.split("|")[1:]) + "|"]
+    for key, title, fmt in METRICS:
+        for peer, row in results.items():
+            value = row.get(key)
+            cells = []
+            for ref in refs:
+                base = results.get(ref, {}).get(key)
+                cells.append(f"{value / base:>16.2f}" if value and base else f"{'-':>16}")
+            shown = fmt.format(value) if value is not None else "-"
+            lines.append(
+                f"| {title:<36} | {peer:<16} | {shown:>9} | " + " | ".join(cells) + " |"
+            )
+            title = ""
+    return "\n".join(lines)
+
+
+def targets(results: dict[str, dict[str, float | None]]) -> list[str]:
+    def get(peer: str, key: str) -> float:
+        value = results.get(peer, {}).get(key)
+        return float(value) if value is not None else float("nan")
+
+    w = "wslnet-splice"
+    checks = [
+        ("throughput >= 1.1x haproxy-splice", get(w, "gbit_s") >= 1.1 * get("haproxy-splice", "gbit_s")),
+        ("CPU/GB <= haproxy-splice", get(w, "cpu_s_per_gb") <= get("haproxy-splice", "cpu_s_per_gb")),
+        ("connect rate >= socat", get(w, "conn_per_s") >= get("socat", "conn_per_s")),
+        ("connect rate >= 0.8x haproxy", get(w, "conn_per_s") >= 0.8 * get("haproxy", "conn_per_s")),
+        ("RSS with idle conns <= 64 MiB", get(w, "rss_mib_idle") <= 64),
+    ]
+    return [f"target {'met ' if ok else 'MISSED'}: {name}" for name, ok in checks]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Connecting to a target: callbacks on POSIX loops, a task on Windows' proactor.
+
+The callback path (non-blocking connect, one writer watch, one timer) costs no task and
+no future per connection, which is most of the forwarder's work for short connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import sys
+from collections.abc import Callable
+
+from wslnet.forward.resolve import Address
+
+# Proactor loops (Windows) cannot watch descriptors; they get the task path.
+CALLBACKS = sys.platform != "win32"
+
+OnDone = Callable[[socket.socket | None, str], None]  # (socket, "") or (None, reason)
+
+
+def connect_reason(exc: BaseException) -> str:
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError) or (
+        isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED
+    ):
+        return "refused"
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "unreachable"
+    if isinstance(exc, OSError):
+        return f"error: {exc.strerror or exc}"
+    return f"error: {exc}"
+
+
+def _new_socket(family: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+class Dialer:
+    """Tries each address in turn until one connects or the shared deadline passes."""
+
+    __slots__ = ("addrs", "deadline", "last", "loop", "on_done", "sock", "timer")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, addrs: list[Address], timeout: float, on_done: OnDone
+    ) -> None:
+        self.loop = loop
+        self.addrs = list(reversed(addrs))
+        self.deadline = loop.time() + timeout
+        self.on_done = on_done
+        self.sock: socket.socket | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.last = "error: no address"
+
+    def start(self) -> None:
+        while self.addrs:
+            family, sockaddr = self.addrs.pop()
+            try:
+                sock = _new_socket(family)
+            except OSError as exc:
+                self.last = connect_reason(exc)
+                continue
+            err = sock.connect_ex(sockaddr)
+            if err == 0:
+                self.on_done(sock, "")
+                return
+            if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+                self.sock = sock
+                self.loop.add_writer(sock.fileno(), self._writable)
+                self.timer = self.loop.call_at(self.deadline, self._timeout)
+                return
+            sock.close()
+            self.last = connect_reason(OSError(err, os.strerror(err)))
+        self.on_done(None, self.last)
+
+    def _writable(self) -> None:
+        sock = self._release()
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err == 0:
+            self.on_done(sock, "")
+            return
+        sock.close()
+        self.last = connect_reason(OSError(err, os.strerror(err)))
+        if self.loop.time() < self.deadline:
+            self.start()
+        else:
+            self.on_done(None, self.last)
+
+    def _timeout(self) -> None:
+        self._release().close()
+        self.on_done(None, "timeout")
+
+    def _release(self) -> socket.socket:
+        sock = self.sock
+        assert sock is not None
+        self.loop.remove_writer(sock.fileno())
+        if self.timer is not None:
+            self.timer.cancel()
+        self.sock = self.timer = None
+        return sock
+
+    def cancel(self) -> None:
+        """Stops a connect in progress; on_done is not called."""
+        if self.sock is not None:
+            self._release().close()
+        self.addrs.clear()
+
+
+async def dial_async(
+    loop: asyncio.AbstractEventLoop, addrs: list[Address], timeout: float
+) -> socket.socket:
+    """The task path: raises OSError or asyncio.TimeoutError from the last address tried."""
+    deadline = loop.time() + timeout
+    last: BaseException = OSError(errno.EHOSTUNREACH, "no address")
+    for family, sockaddr in addrs:
+        left = deadline - loop.time()
+        if left <= 0:
+            raise asyncio.TimeoutError
+        sock = _new_socket(family)
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, sockaddr), left)
+        except (OSError, asyncio.TimeoutError) as exc:
+            sock.close()
+            last = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise last
