@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Callable
 
+from wslnet.forward.relay import Poller
 from wslnet.forward.resolve import Address
 
 # Proactor loops (Windows) cannot watch descriptors; they get the task path.
@@ -43,14 +44,24 @@ def _new_socket(family: int) -> socket.socket:
 
 
 class Dialer:
-    """Tries each address in turn until one connects or the shared deadline passes."""
+    """Tries each address in turn until one connects or the shared deadline passes.
 
-    __slots__ = ("addrs", "deadline", "last", "loop", "on_done", "sock", "timer")
+    With a poller (the Linux engine) the new socket joins it for good: the relay that
+    follows takes over its handler without another epoll_ctl.
+    """
+
+    __slots__ = ("addrs", "deadline", "last", "loop", "on_done", "poller", "sock", "timer")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, addrs: list[Address], timeout: float, on_done: OnDone
+        self,
+        loop: asyncio.AbstractEventLoop,
+        addrs: list[Address],
+        timeout: float,
+        on_done: OnDone,
+        poller: Poller | None = None,
     ) -> None:
         self.loop = loop
+        self.poller = poller
         self.addrs = list(reversed(addrs))
         self.deadline = loop.time() + timeout
         self.on_done = on_done
@@ -67,17 +78,21 @@ class Dialer:
                 self.last = connect_reason(exc)
                 continue
             err = sock.connect_ex(sockaddr)
-            if err == 0:
-                self.on_done(sock, "")
-                return
-            if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+            if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
                 self.sock = sock
-                self.loop.add_writer(sock.fileno(), self._writable)
+                if self.poller is not None:
+                    self.poller.add(sock.fileno(), self._event)  # reports out once connected
+                else:
+                    self.loop.add_writer(sock.fileno(), self._writable)
                 self.timer = self.loop.call_at(self.deadline, self._timeout)
                 return
             sock.close()
             self.last = connect_reason(OSError(err, os.strerror(err)))
         self.on_done(None, self.last)
+
+    def _event(self, events: int) -> None:
+        if self.poller and events & self.poller.write_events and self.sock is not None:
+            self._writable()
 
     def _writable(self) -> None:
         sock = self._release()
@@ -85,7 +100,7 @@ class Dialer:
         if err == 0:
             self.on_done(sock, "")
             return
-        sock.close()
+        self._discard(sock)
         self.last = connect_reason(OSError(err, os.strerror(err)))
         if self.loop.time() < self.deadline:
             self.start()
@@ -93,13 +108,19 @@ class Dialer:
             self.on_done(None, self.last)
 
     def _timeout(self) -> None:
-        self._release().close()
+        self._discard(self._release())
         self.on_done(None, "timeout")
+
+    def _discard(self, sock: socket.socket) -> None:
+        if self.poller is not None:
+            self.poller.forget(sock.fileno())
+        sock.close()
 
     def _release(self) -> socket.socket:
         sock = self.sock
         assert sock is not None
-        self.loop.remove_writer(sock.fileno())
+        if self.poller is None:
+            self.loop.remove_writer(sock.fileno())
         if self.timer is not None:
             self.timer.cancel()
         self.sock = self.timer = None
@@ -108,7 +129,7 @@ class Dialer:
     def cancel(self) -> None:
         """Stops a connect in progress; on_done is not called."""
         if self.sock is not None:
-            self._release().close()
+            self._discard(self._release())
         self.addrs.clear()
 
 

@@ -8,6 +8,7 @@ import errno
 import socket
 import struct
 from collections.abc import Callable
+from typing import Protocol
 
 # Enough for one read chunk plus a full write buffer in each direction (see README).
 HIGH_WATER = 256 * 1024
@@ -31,6 +32,16 @@ def set_reset_on_close(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     except OSError:
         pass
+
+
+class Poller(Protocol):
+    """Edge-triggered readiness for sockets (the Linux engine's EdgePoller)."""
+
+    write_events: int
+
+    def add(self, fd: int, handler: Callable[[int], None]) -> None: ...
+    def set_handler(self, fd: int, handler: Callable[[int], None]) -> None: ...
+    def forget(self, fd: int) -> None: ...
 
 
 class Relay(abc.ABC):

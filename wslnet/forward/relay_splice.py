@@ -17,10 +17,12 @@ assert sys.platform == "linux"  # os.splice and F_SETPIPE_SZ are Linux-only
 import asyncio
 import fcntl
 import os
+import select
 import socket
 from collections.abc import Callable
 
-from wslnet.forward.relay import Relay, set_reset_on_close, side_error
+from wslnet.forward.epoll import READ_EVENTS, WRITE_EVENTS
+from wslnet.forward.relay import Poller, Relay, set_reset_on_close, side_error
 
 COPY_SIZE = 64 * 1024
 PIPE_SIZE = 1024 * 1024
@@ -35,6 +37,7 @@ class _Pump:
     """One direction: reads `src`, writes `dst`."""
 
     __slots__ = (
+        "blocked",
         "dst",
         "dst_fd",
         "eof",
@@ -50,7 +53,6 @@ class _Pump:
         "src",
         "src_fd",
         "total",
-        "writing",
     )
 
     def __init__(
@@ -67,12 +69,20 @@ class _Pump:
         self.held = b""  # copied bytes the destination did not take yet
         self.total = 0
         self.eof = False
-        self.writing = False
+        self.blocked = False  # holding data the destination did not take yet
 
-    def on_readable(self) -> None:
+    def readable(self) -> None:
+        """Moves data until the source runs dry (edge-triggered: it must be drained)."""
+        if self.blocked or self.eof or self.relay.closed:
+            return
         if self.pr < 0 and not self._copy():
             return
         self._splice()
+
+    def writable(self) -> None:
+        if self.blocked and not self.relay.closed and self._flush():
+            self.blocked = False
+            self.readable()
 
     def _copy(self) -> bool:
         """Copies while reads are small; True when the stream turned bulk (use splice)."""
@@ -106,6 +116,7 @@ class _Pump:
                 except OSError:
                     continue  # no pipe to be had: keep copying
                 return True
+        self.loop.call_soon(self.readable)  # more may be waiting: no new edge will say so
         return False
 
     def _open_pipe(self) -> None:
@@ -131,6 +142,7 @@ class _Pump:
             self.pending = n
             if not self._flush():
                 return
+        self.loop.call_soon(self.readable)
 
     def _flush(self) -> bool:
         """Writes out what is held; False (and waits for writable) if the destination is full."""
@@ -163,21 +175,10 @@ class _Pump:
         return True
 
     def _wait_writable(self) -> None:
-        if not self.writing:
-            self.writing = True
-            self.loop.remove_reader(self.src_fd)
-            self.loop.add_writer(self.dst_fd, self.on_writable)
-
-    def on_writable(self) -> None:
-        if not self._flush():
-            return
-        self.loop.remove_writer(self.dst_fd)
-        self.writing = False
-        self.loop.add_reader(self.src_fd, self.on_readable)
+        self.blocked = True  # the destination's next out-edge resumes us
 
     def _end_of_stream(self) -> None:
         # Half-close: pass the FIN on and keep the other direction running.
-        self.loop.remove_reader(self.src_fd)
         self.eof = True
         try:
             self.dst.shutdown(socket.SHUT_WR)
@@ -186,10 +187,6 @@ class _Pump:
         self.relay.direction_done()
 
     def stop(self) -> None:
-        if self.writing:
-            self.loop.remove_writer(self.dst_fd)
-        elif not self.eof:
-            self.loop.remove_reader(self.src_fd)
         for fd in (self.pr, self.pw):
             if fd >= 0:
                 os.close(fd)
@@ -203,8 +200,10 @@ class SpliceRelay(Relay):
         client: socket.socket,
         target: socket.socket,
         on_end: Callable[[str], None],
+        poller: Poller,
     ) -> None:
         super().__init__(loop, on_end)
+        self.poller = poller
         self.client, self.target = client, target
         self.pumps = (
             _Pump(self, client, target, "client", "target"),
@@ -221,8 +220,31 @@ class SpliceRelay(Relay):
         return self.pumps[1].total
 
     def start(self) -> None:
-        for pump in self.pumps:
-            self.loop.add_reader(pump.src_fd, pump.on_readable)
+        # The target joined the poller when it was dialled; the client joins now.
+        self.poller.add(self.client.fileno(), self._on_client)
+        self.poller.set_handler(self.target.fileno(), self._on_target)
+        for pump in self.pumps:  # edges may have passed before we were watching
+            pump.readable()
+
+    def _on_client(self, events: int) -> None:
+        self._on_event(events, self.client, "client", self.pumps[0], self.pumps[1])
+
+    def _on_target(self, events: int) -> None:
+        self._on_event(events, self.target, "target", self.pumps[1], self.pumps[0])
+
+    def _on_event(
+        self, events: int, sock: socket.socket, name: str, reads: _Pump, writes: _Pump
+    ) -> None:
+        if events & select.EPOLLERR:
+            # A reset is reported even on a half-closed socket nobody reads any more.
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self.fail(side_error(name, OSError(err, os.strerror(err))), reset=True)
+                return
+        if events & WRITE_EVENTS:
+            writes.writable()
+        if events & READ_EVENTS:
+            reads.readable()
 
     def direction_done(self) -> None:
         if self.pumps[0].eof and self.pumps[1].eof:
@@ -246,6 +268,7 @@ class SpliceRelay(Relay):
         for pump in self.pumps:
             pump.stop()
         for sock in (self.client, self.target):
+            self.poller.forget(sock.fileno())
             if reset:
                 set_reset_on_close(sock)
             sock.close()

@@ -18,7 +18,7 @@ from wslnet.errors import ListenError
 from wslnet.forward.config import ForwardConfig
 from wslnet.forward.dial import CALLBACKS, Dialer, connect_reason, dial_async
 from wslnet.forward.log import EventLog
-from wslnet.forward.relay import Relay, set_reset_on_close
+from wslnet.forward.relay import Poller, Relay, set_reset_on_close
 from wslnet.forward.relay_proto import ProtocolRelay
 from wslnet.forward.resolve import Address, ResolveError, Resolver
 from wslnet.forward.rules import Endpoint, Rule, format_hostport
@@ -110,6 +110,11 @@ class Forwarder:
         self._forced = False
         self.loop = asyncio.get_running_loop()
         self.resolver = Resolver(self.loop)
+        self.poller: Poller | None = None
+        if self.engine == "splice" and sys.platform == "linux":
+            from wslnet.forward.epoll import EdgePoller
+
+            self.poller = EdgePoller(self.loop)
 
     @property
     def active(self) -> int:
@@ -212,7 +217,7 @@ class Forwarder:
             else:
                 self._connected(conn, tsock)
 
-        conn.dialer = Dialer(self.loop, addrs, self.config.connect_timeout, done)
+        conn.dialer = Dialer(self.loop, addrs, self.config.connect_timeout, done, self.poller)
         conn.dialer.start()
 
     async def _dial_task(self, conn: Connection) -> None:
@@ -256,7 +261,10 @@ class Forwarder:
         if self.engine == "splice" and sys.platform == "linux":
             from wslnet.forward.relay_splice import SpliceRelay
 
-            relay = SpliceRelay(self.loop, conn.csock, tsock, lambda why: self._end(conn, why))
+            assert self.poller is not None
+            relay = SpliceRelay(
+                self.loop, conn.csock, tsock, lambda why: self._end(conn, why), self.poller
+            )
         else:
             relay = ProtocolRelay(self.loop, conn.csock, tsock, lambda why: self._end(conn, why))
         conn.relay = relay
