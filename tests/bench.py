@@ -98,43 +98,52 @@ def rss_bytes(pid: int) -> int:
 @dataclass
 class Peer:
     name: str
-    argv: list[str]
+    argvs: list[list[str]]  # one process each (socat needs one per port)
     iperf_port: int
     echo_port: int
-    files: list[Path] = field(default_factory=list)
-    proc: subprocess.Popen[bytes] | None = None
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self) -> None:
-        if not self.argv:
-            return
-        self.proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        for argv in self.argvs:
+            self.procs.append(
+                subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         wait_port(self.iperf_port)
         wait_port(self.echo_port)
 
     @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
+    def measured(self) -> bool:
+        return bool(self.procs)
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(p.pid) for p in self.procs)
+
+    def rss(self) -> float:
+        return sum(rss_bytes(p.pid) for p in self.procs) / (1 << 20)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
+        for proc in self.procs:
+            proc.terminate()
             try:
-                self.proc.wait(10)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                proc.kill()
+                proc.wait()
 
 
 def make_peers(iperf: int, echo: int, tmp: Path, engines: list[str]) -> list[Peer]:
     peers = [Peer("direct", [], iperf, echo)]
     pi, pe = free_port(), free_port()
-    socat = f"socat TCP-LISTEN:{pi},fork,reuseaddr,backlog=4096 TCP:127.0.0.1:{iperf} & " + (
-        f"exec socat TCP-LISTEN:{pe},fork,reuseaddr,backlog=4096 TCP:127.0.0.1:{echo}"
-    )
-    # One shell holds both socat listeners, so the process tree covers them.
-    peers.append(Peer("socat", ["sh", "-c", socat], pi, pe))
+    socat = [
+        ["socat", f"TCP-LISTEN:{port},fork,reuseaddr,backlog=4096", f"TCP:127.0.0.1:{to}"]
+        for port, to in ((pi, iperf), (pe, echo))
+    ]
+    peers.append(Peer("socat", socat, pi, pe))
     for splice in (False, True):
         pi, pe = free_port(), free_port()
         cfg = tmp / f"haproxy-{splice}.cfg"
@@ -146,12 +155,12 @@ def make_peers(iperf: int, echo: int, tmp: Path, engines: list[str]) -> list[Pee
             + f"listen echo\n  bind 127.0.0.1:{pe} backlog 4096\n  server s 127.0.0.1:{echo}\n"
         )
         name = "haproxy-splice" if splice else "haproxy"
-        peers.append(Peer(name, ["haproxy", "-db", "-f", str(cfg)], pi, pe))
+        peers.append(Peer(name, [["haproxy", "-db", "-f", str(cfg)]], pi, pe))
     for engine in engines:
         pi, pe = free_port(), free_port()
         argv = [PY, "-m", "wslnet", "forward", "-q", "--engine", engine]
         argv += [f"{pi}=127.0.0.1:{iperf}", f"{pe}=127.0.0.1:{echo}"]
-        peers.append(Peer(f"wslnet-{engine}", argv, pi, pe))
+        peers.append(Peer(f"wslnet-{engine}", [argv], pi, pe))
     return peers
 
 
@@ -192,7 +201,7 @@ def connect_echo(port: int, count: int) -> tuple[float, float, float]:
 
 
 def idle_rss(peer: Peer, count: int) -> float | None:
-    if peer.pid is None:
+    if not peer.measured:
         return None
     socks = []
     try:
@@ -202,7 +211,7 @@ def idle_rss(peer: Peer, count: int) -> float | None:
             s.recv(2)
             socks.append(s)
         time.sleep(0.5)
-        return rss_bytes(peer.pid) / (1 << 20)
+        return peer.rss()
     finally:
         for s in socks:
             s.close()
@@ -242,13 +251,11 @@ def main() -> int:
             peer.start()
             try:
                 row: dict[str, float | None] = {}
-                cpu0 = cpu_seconds(peer.pid) if peer.pid else 0.0
+                cpu0 = peer.cpu()
                 runs = [iperf(peer.iperf_port, args.seconds) for _ in range(args.runs)]
                 moved = sum(b for _, b in runs)
                 row["gbit_s"] = statistics.median(bps for bps, _ in runs) / 1e9
-                row["cpu_s_per_gb"] = (
-                    (cpu_seconds(peer.pid) - cpu0) / (moved / 1e9) if peer.pid else None
-                )
+                row["cpu_s_per_gb"] = (peer.cpu() - cpu0) / (moved / 1e9) if peer.measured else None
                 rate, p50, p99 = connect_echo(peer.echo_port, args.conns)
                 row.update(conn_per_s=rate, p50_us=p50, p99_us=p99)
                 row["rss_mib_idle"] = idle_rss(peer, args.idle)
@@ -296,9 +303,7 @@ def render(results: dict[str, dict[str, float | None]]) -> str:
                 base = results.get(ref, {}).get(key)
                 cells.append(f"{value / base:>16.2f}" if value and base else f"{'-':>16}")
             shown = fmt.format(value) if value is not None else "-"
-            lines.append(
-                f"| {title:<36} | {peer:<16} | {shown:>9} | " + " | ".join(cells) + " |"
-            )
+            lines.append(f"| {title:<36} | {peer:<16} | {shown:>9} | " + " | ".join(cells) + " |")
             title = ""
     return "\n".join(lines)
 
@@ -310,10 +315,19 @@ def targets(results: dict[str, dict[str, float | None]]) -> list[str]:
 
     w = "wslnet-splice"
     checks = [
-        ("throughput >= 1.1x haproxy-splice", get(w, "gbit_s") >= 1.1 * get("haproxy-splice", "gbit_s")),
-        ("CPU/GB <= haproxy-splice", get(w, "cpu_s_per_gb") <= get("haproxy-splice", "cpu_s_per_gb")),
+        (
+            "throughput >= 1.1x haproxy-splice",
+            get(w, "gbit_s") >= 1.1 * get("haproxy-splice", "gbit_s"),
+        ),
+        (
+            "CPU/GB <= haproxy-splice",
+            get(w, "cpu_s_per_gb") <= get("haproxy-splice", "cpu_s_per_gb"),
+        ),
         ("connect rate >= socat", get(w, "conn_per_s") >= get("socat", "conn_per_s")),
-        ("connect rate >= 0.8x haproxy", get(w, "conn_per_s") >= 0.8 * get("haproxy", "conn_per_s")),
+        (
+            "connect rate >= 0.8x haproxy",
+            get(w, "conn_per_s") >= 0.8 * get("haproxy", "conn_per_s"),
+        ),
         ("RSS with idle conns <= 64 MiB", get(w, "rss_mib_idle") <= 64),
     ]
     return [f"target {'met ' if ok else 'MISSED'}: {name}" for name, ok in checks]

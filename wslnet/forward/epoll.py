@@ -25,6 +25,7 @@ _BATCH = 256
 
 class EdgePoller:
     write_events = WRITE_EVENTS
+    read_events = READ_EVENTS
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop

@@ -38,6 +38,7 @@ class Poller(Protocol):
     """Edge-triggered readiness for sockets (the Linux engine's EdgePoller)."""
 
     write_events: int
+    read_events: int
 
     def add(self, fd: int, handler: Callable[[int], None]) -> None: ...
     def set_handler(self, fd: int, handler: Callable[[int], None]) -> None: ...

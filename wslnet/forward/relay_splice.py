@@ -27,6 +27,7 @@ from wslnet.forward.relay import Poller, Relay, set_reset_on_close, side_error
 COPY_SIZE = 64 * 1024
 PIPE_SIZE = 1024 * 1024
 _FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+_HUP = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _ROUNDS = 16  # reads per wake-up before other connections get a turn
 # One loop thread, one buffer: a copy is written out (or saved) before the next read.
 _BUF = bytearray(COPY_SIZE)
@@ -42,6 +43,7 @@ class _Pump:
         "dst_fd",
         "eof",
         "held",
+        "hup",
         "loop",
         "name",
         "peer",
@@ -70,6 +72,7 @@ class _Pump:
         self.total = 0
         self.eof = False
         self.blocked = False  # holding data the destination did not take yet
+        self.hup = False  # the peer may have sent FIN: read until EOF or EAGAIN
 
     def readable(self) -> None:
         """Moves data until the source runs dry (edge-triggered: it must be drained)."""
@@ -109,6 +112,10 @@ class _Pump:
             if m < n:
                 self.held = bytes(_VIEW[m:n])
                 self._wait_writable()
+                return False
+            if n < COPY_SIZE and not self.hup:
+                # A short read emptied the queue; new data brings a new edge. Saves the
+                # recv that would only say EAGAIN. (With FIN seen, read on to the EOF.)
                 return False
             if n == COPY_SIZE:
                 try:
@@ -178,12 +185,14 @@ class _Pump:
         self.blocked = True  # the destination's next out-edge resumes us
 
     def _end_of_stream(self) -> None:
-        # Half-close: pass the FIN on and keep the other direction running.
+        # Half-close: pass the FIN on and keep the other direction running. When that
+        # direction is over too, the close right after sends the FIN.
         self.eof = True
-        try:
-            self.dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        if not self.relay.ending():
+            try:
+                self.dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
         self.relay.direction_done()
 
     def stop(self) -> None:
@@ -201,9 +210,11 @@ class SpliceRelay(Relay):
         target: socket.socket,
         on_end: Callable[[str], None],
         poller: Poller,
+        target_spoke: bool = False,
     ) -> None:
         super().__init__(loop, on_end)
         self.poller = poller
+        self.target_spoke = target_spoke  # data (or FIN) arrived while it was being dialled
         self.client, self.target = client, target
         self.pumps = (
             _Pump(self, client, target, "client", "target"),
@@ -220,11 +231,17 @@ class SpliceRelay(Relay):
         return self.pumps[1].total
 
     def start(self) -> None:
-        # The target joined the poller when it was dialled; the client joins now.
+        # Most clients speak first: read what is there now, saving a loop turn. The
+        # client joins the poller after: adding it reports what arrives meanwhile.
+        self.pumps[0].readable()
+        if self.closed:
+            return
         self.poller.add(self.client.fileno(), self._on_client)
+        # The target joined when it was dialled; an edge the dialer saw is ours to read.
         self.poller.set_handler(self.target.fileno(), self._on_target)
-        for pump in self.pumps:  # edges may have passed before we were watching
-            pump.readable()
+        if self.target_spoke:
+            self.pumps[1].hup = True
+            self.pumps[1].readable()
 
     def _on_client(self, events: int) -> None:
         self._on_event(events, self.client, "client", self.pumps[0], self.pumps[1])
@@ -244,10 +261,16 @@ class SpliceRelay(Relay):
         if events & WRITE_EVENTS:
             writes.writable()
         if events & READ_EVENTS:
+            if events & _HUP:
+                reads.hup = True
             reads.readable()
 
+    def ending(self) -> bool:
+        """True when both directions have seen end of file."""
+        return self.pumps[0].eof and self.pumps[1].eof
+
     def direction_done(self) -> None:
-        if self.pumps[0].eof and self.pumps[1].eof:
+        if self.ending():
             self._close(reset=False)
             self._finish("closed")
 

@@ -38,10 +38,10 @@ _ACCEPT_BATCH = 64  # accepts per wake-up before other work gets a turn
 class Connection:
     id: int
     rule: RuleState
-    client: str
+    client: object  # the peer address as accept() gave it; formatted only when logged
     csock: socket.socket
     started: float
-    target: str = ""
+    target: object = None  # the address dialled, or the rule's target before that
     relay: Relay | None = None
     dialer: Dialer | None = None
     task: asyncio.Task[None] | None = None
@@ -77,6 +77,9 @@ def bind_listener(endpoint: Endpoint, backlog: int = 4096) -> socket.socket:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if sys.platform != "win32":
+            # Accepted sockets inherit it on Linux and the BSDs: one setsockopt less each.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((endpoint.host, endpoint.port))
         sock.listen(backlog)
         sock.setblocking(False)
@@ -93,6 +96,7 @@ def _listen_cause(exc: OSError) -> str:
 
 
 def _peer(addr: object) -> str:
+    """Formats a socket address tuple (or an Endpoint) as HOST:PORT."""
     if isinstance(addr, tuple) and len(addr) >= 2:
         return format_hostport(str(addr[0]), int(addr[1]))
     return str(addr)
@@ -192,13 +196,14 @@ class Forwarder:
                 limit=limit,
             )  # fmt: skip
             return
-        try:
-            csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        conn = Connection(next(self._ids), rs, _peer(addr), csock, time.monotonic())
+        if sys.platform == "win32":
+            try:
+                csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        conn = Connection(next(self._ids), rs, addr, csock, time.monotonic())
         target = rs.rule.target
-        conn.target = str(target)
+        conn.target = target
         rs.active.add(conn)
         addrs = self.resolver.cached(target)
         if addrs is not None and CALLBACKS:
@@ -207,15 +212,15 @@ class Forwarder:
             conn.task = self.loop.create_task(self._dial_task(conn))
 
     def _dial(self, conn: Connection, addrs: list[Address]) -> None:
-        if len(addrs) == 1:
-            conn.target = format_hostport(*addrs[0][1])
-
         def done(tsock: socket.socket | None, reason: str) -> None:
+            dialer = conn.dialer
+            assert dialer is not None
+            conn.target = dialer.sockaddr
             conn.dialer = None
             if tsock is None:
                 self._dial_failed(conn, reason)
             else:
-                self._connected(conn, tsock)
+                self._connected(conn, tsock, dialer.early_read)
 
         conn.dialer = Dialer(self.loop, addrs, self.config.connect_timeout, done, self.poller)
         conn.dialer.start()
@@ -252,18 +257,14 @@ class Forwarder:
         self.resolver.forget(conn.rule.rule.target)
         self._end(conn, f"connect-{reason}", reset=True)
 
-    def _connected(self, conn: Connection, tsock: socket.socket) -> None:
-        try:
-            conn.target = _peer(tsock.getpeername())
-        except OSError:
-            pass
+    def _connected(self, conn: Connection, tsock: socket.socket, spoke: bool = True) -> None:
         relay: Relay
         if self.engine == "splice" and sys.platform == "linux":
             from wslnet.forward.relay_splice import SpliceRelay
 
             assert self.poller is not None
             relay = SpliceRelay(
-                self.loop, conn.csock, tsock, lambda why: self._end(conn, why), self.poller
+                self.loop, conn.csock, tsock, lambda why: self._end(conn, why), self.poller, spoke
             )
         else:
             relay = ProtocolRelay(self.loop, conn.csock, tsock, lambda why: self._end(conn, why))
@@ -305,8 +306,8 @@ class Forwarder:
             "conn",
             id=conn.id,
             rule=conn.rule.index,
-            client=conn.client,
-            target=conn.target,
+            client=_peer(conn.client),
+            target=_peer(conn.target),
             up=relay.up if relay else 0,
             down=relay.down if relay else 0,
             duration=round(time.monotonic() - conn.started, 6),
