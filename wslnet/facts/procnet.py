@@ -1,0 +1,86 @@
+"""/proc/net/{tcp,tcp6,udp,udp6}: the sockets of this network namespace."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Literal
+
+from wslnet.facts import Problem
+
+Proto = Literal["tcp", "udp"]
+Family = Literal["ipv4", "ipv6"]
+TCP_LISTEN = 0x0A
+UDP_UNCONNECTED = 0x07  # what /proc shows for a bound, unconnected UDP socket
+
+
+@dataclass(frozen=True)
+class SocketEntry:
+    proto: Proto
+    family: Family
+    address: str
+    port: int
+    remote: str
+    remote_port: int
+    state: int
+    uid: int
+    inode: int
+
+    @property
+    def listening(self) -> bool:
+        if self.proto == "tcp":
+            return self.state == TCP_LISTEN
+        return self.state == UDP_UNCONNECTED and self.remote_port == 0
+
+
+def _hex_address(text: str, family: Family) -> tuple[str, int]:
+    host, _, port = text.partition(":")
+    raw = bytes.fromhex(host)
+    if family == "ipv4":
+        if len(raw) != 4:
+            raise ValueError("not a 4-byte address")
+        # The kernel prints the address as one host-order 32-bit word.
+        addr = socket.inet_ntop(socket.AF_INET, struct.pack("<I", int(host, 16)))
+    else:
+        if len(raw) != 16:
+            raise ValueError("not a 16-byte address")
+        words = struct.unpack("<4I", raw)
+        addr = socket.inet_ntop(socket.AF_INET6, struct.pack(">4I", *words))
+        mapped = ipaddress.IPv6Address(addr).ipv4_mapped
+        if mapped is not None:
+            addr = f"::ffff:{mapped}"
+    return addr, int(port, 16)
+
+
+def parse(text: str, proto: Proto, family: Family) -> tuple[list[SocketEntry], list[Problem]]:
+    """Parses one /proc/net file. Lines that do not parse come back as problems."""
+    entries: list[SocketEntry] = []
+    problems: list[Problem] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0] == "sl":
+            continue
+        if not fields[0].endswith(":") or len(fields) < 10:
+            problems.append(Problem(number, line, "not a socket line"))
+            continue
+        try:
+            addr, port = _hex_address(fields[1], family)
+            raddr, rport = _hex_address(fields[2], family)
+            entries.append(
+                SocketEntry(
+                    proto=proto,
+                    family=family,
+                    address=addr,
+                    port=port,
+                    remote=raddr,
+                    remote_port=rport,
+                    state=int(fields[3], 16),
+                    uid=int(fields[7]),
+                    inode=int(fields[9]),
+                )
+            )
+        except (ValueError, OSError, struct.error) as exc:
+            problems.append(Problem(number, line, f"unreadable socket line ({exc})"))
+    return entries, problems
