@@ -222,12 +222,18 @@ def _unknown(entry: Entry, known: dict[str, str], kind: FileKind) -> str:
         sections = [n.split(".")[0] for n in known.values() if n.split(".")[1].lower() ==
                     entry.key.lower()]  # fmt: skip
         where = f"[{sections[0]}]" if sections else "a section"
-        return f"key {entry.key!r} is above any section header, so WSL ignores it; put it under {where}"
+        return (
+            f"key {entry.key!r} is above any section header, so WSL ignores it; "
+            f"put it under {where}"
+        )
     homes = [n for n in known.values() if n.split(".")[1].lower() == entry.key.lower()]
     if homes:
         home = homes[0].split(".")[0]
-        return f"{entry.key!r} is not a key of [{entry.section}]; WSL ignores it here: move it to [{home}]"
-    other = "wslconf" if kind == "wslconfig" else "wslconfig"
+        return (
+            f"{entry.key!r} is not a key of [{entry.section}]; WSL ignores it here: "
+            f"move it to [{home}]"
+        )
+    other: FileKind = "wslconf" if kind == "wslconfig" else "wslconfig"
     if any(n.lower() == entry.name for n in KNOWN[other]):
         place = "/etc/wsl.conf" if other == "wslconf" else "%UserProfile%\\.wslconfig"
         return f"unknown key {entry.section}.{entry.key}: it belongs in {place}"
