@@ -87,6 +87,138 @@ def forward(
     sys.exit(run(config))
 
 
+@cli.command(context_settings={"show_default": True})
+@click.argument("ids", nargs=-1, metavar="[CHECK]...")
+@click.option("--list", "list_checks", is_flag=True, help="List the checks and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema 1) for scripts.")
+@click.option("-v", "--verbose", is_flag=True, help="Details, evidence and skipped checks.")
+@click.option(
+    "--host-port",
+    type=click.IntRange(1, 65535),
+    multiple=True,
+    help="Probe this Windows port from here (repeatable).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Focus the listener report on this port.",
+)
+@click.option(
+    "--wslconfig",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Read this .wslconfig instead of %UserProfile%\\.wslconfig.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.05, 30),
+    default=1.0,
+    help="Seconds each probe waits for an answer.",
+)
+def check(
+    ids: tuple[str, ...],
+    list_checks: bool,
+    as_json: bool,
+    verbose: bool,
+    host_port: tuple[int, ...],
+    port: int | None,
+    wslconfig: str | None,
+    timeout: float,
+) -> None:
+    """Diagnose WSL networking: every finding with its fix.
+
+    Exit code 0 when nothing failed, 1 when something did, 2 for bad usage.
+    """
+    import asyncio
+
+    from wslnet.check import render, runner
+    from wslnet.check.context import Context, Options
+    from wslnet.check.model import Finding
+    from wslnet.where import detect
+
+    if list_checks:
+        for c in runner.select([]):
+            click.echo(f"{c.id:<24} {c.title}")
+        return
+    selected = runner.select(list(ids))
+    env = detect()
+    options = Options(list(host_port), port, wslconfig, timeout)
+
+    async def go() -> list[Finding]:
+        return await runner.run(selected, Context(env, options), _state["debug"])
+
+    findings = asyncio.run(go())
+    if as_json:
+        click.echo(render.as_json(env, findings))
+    else:
+        click.echo(render.for_people(findings, verbose, render.use_color()))
+    failed = any(f.status in ("fail", "crash") for f in findings)
+    sys.exit(1 if failed else 0)
+
+
+@cli.group()
+def ip() -> None:
+    """Addresses for scripts: the Windows host, the WSL VM."""
+
+
+def _print_address(which: str, as_json: bool) -> None:
+    import json
+
+    from wslnet import hostaddr
+    from wslnet.where import detect
+
+    env = detect()
+    found = hostaddr.find_host(env) if which == "host" else hostaddr.find_wsl(env)
+    if as_json:
+        click.echo(json.dumps(found.as_json(), indent=2))
+    elif found.address:
+        click.echo(found.address)
+    if found.address is None:
+        if not as_json:
+            click.echo(f"wslnet: no {which} address: {found.why_none}", err=True)
+        sys.exit(1)
+
+
+@ip.command("host")
+@click.option("--json", "as_json", is_flag=True, help="Every candidate, with its verdict.")
+def ip_host(as_json: bool) -> None:
+    """The Windows host's address as seen from here."""
+    _print_address("host", as_json)
+
+
+@ip.command("wsl")
+@click.option("--json", "as_json", is_flag=True, help="Every candidate, with its verdict.")
+def ip_wsl(as_json: bool) -> None:
+    """The address Windows would use to reach this WSL instance."""
+    _print_address("wsl", as_json)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="A JSON list for scripts.")
+def listeners(as_json: bool) -> None:
+    """Listening sockets, and whether Windows can reach each as localhost."""
+    import json
+
+    from wslnet import listeners as mod
+    from wslnet.where import detect
+
+    env = detect()
+    mode = env.networking_mode if env.in_wsl else None
+    found, problems = mod.collect(mode, True, list(env.interfaces.get("eth0", [])))
+    for p in problems:
+        click.echo(f"wslnet: skipped an unreadable line: {p}", err=True)
+    if as_json:
+        click.echo(json.dumps([x.as_json() for x in found], indent=2))
+        return
+    click.echo(f"{'PROTO':<6}{'ADDRESS':<28}{'PROCESS':<20}{'WINDOWS':<11}WHY")
+    for x in found:
+        where = f"[{x.address}]:{x.port}" if ":" in x.address else f"{x.address}:{x.port}"
+        proto = x.proto + ("6" if x.family == "ipv6" else "")
+        who = f"{x.process}/{x.pid}" if x.process else "-"
+        click.echo(f"{proto:<6}{where:<28}{who:<20}{x.windows_localhost:<11}{x.reason}")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

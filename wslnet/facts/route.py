@@ -45,8 +45,9 @@ def parse_proc_route(text: str) -> tuple[list[Route], list[Problem]]:
 
 
 def default_gateways(routes: list[Route]) -> list[Route]:
-    return sorted((r for r in routes if r.is_default and r.gateway != "0.0.0.0"),
-                  key=lambda r: r.metric)  # fmt: skip
+    return sorted(
+        (r for r in routes if r.is_default and r.gateway != "0.0.0.0"), key=lambda r: r.metric
+    )
 
 
 def mirrored_rules(text: str) -> list[str]:

@@ -166,9 +166,13 @@ def parse(text: str, kind: FileKind = "wslconfig") -> WslConfig:
             match = _SECTION.match(line.rstrip())
             if match is None:
                 conf.problems.append(
-                    Problem(number, raw, "invalid section header: expected [name] with letters "
-                            "and digits only; the keys below it are ignored")
-                )  # fmt: skip
+                    Problem(
+                        number,
+                        raw,
+                        "invalid section header: expected [name] with letters "
+                        "and digits only; the keys below it are ignored",
+                    )
+                )
                 section = "\0invalid"
             else:
                 section = match.group(1)
@@ -181,9 +185,13 @@ def parse(text: str, kind: FileKind = "wslconfig") -> WslConfig:
         rest = line[len(key) :].lstrip(" \t")
         if not rest.startswith("="):
             conf.problems.append(
-                Problem(number, raw, f"expected '=' after {key!r}: keys have only letters "
-                        "and digits (no '-' or '_')")
-            )  # fmt: skip
+                Problem(
+                    number,
+                    raw,
+                    f"expected '=' after {key!r}: keys have only letters "
+                    "and digits (no '-' or '_')",
+                )
+            )
             continue
         value, error, more = _value(rest[1:].strip())
         start = number
@@ -219,8 +227,9 @@ def _judge(conf: WslConfig, entry: Entry, known: dict[str, str], raw: str) -> No
 
 def _unknown(entry: Entry, known: dict[str, str], kind: FileKind) -> str:
     if not entry.section:
-        sections = [n.split(".")[0] for n in known.values() if n.split(".")[1].lower() ==
-                    entry.key.lower()]  # fmt: skip
+        sections = [
+            n.split(".")[0] for n in known.values() if n.split(".")[1].lower() == entry.key.lower()
+        ]
         where = f"[{sections[0]}]" if sections else "a section"
         return (
             f"key {entry.key!r} is above any section header, so WSL ignores it; "

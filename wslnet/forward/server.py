@@ -192,9 +192,13 @@ class Forwarder:
             set_reset_on_close(csock)
             csock.close()
             self.log(
-                "warning", "rejected", rule=rs.index, client=_peer(addr), reason="max-conns",
+                "warning",
+                "rejected",
+                rule=rs.index,
+                client=_peer(addr),
+                reason="max-conns",
                 limit=limit,
-            )  # fmt: skip
+            )
             return
         if sys.platform == "win32":
             try:

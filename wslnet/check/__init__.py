@@ -1,0 +1,1 @@
+"""`wslnet check`: declared checks that return typed findings, and their renderers."""

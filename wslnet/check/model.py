@@ -1,0 +1,64 @@
+"""Findings and the declaration of checks. Checks never print; renderers do."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from wslnet.check.context import Context
+
+Status = Literal["ok", "warn", "fail", "skip", "info", "crash"]
+STATUSES: tuple[Status, ...] = ("ok", "warn", "fail", "skip", "info", "crash")
+
+
+@dataclass
+class Fix:
+    text: str
+    commands: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Finding:
+    id: str
+    status: Status
+    title: str
+    detail: str = ""
+    fix: Fix | None = None
+    evidence: dict[str, object] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+CheckFunc = Callable[["Context"], Awaitable[list[Finding]]]
+Applies = Callable[["Context"], str | None]  # None, or why the check does not apply
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    func: CheckFunc
+    applies: Applies
+    timeout: float
+
+
+REGISTRY: list[Check] = []
+
+
+def always(ctx: Context) -> str | None:
+    return None
+
+
+def check(
+    id: str, title: str, applies: Applies = always, timeout: float = 3.0
+) -> Callable[[CheckFunc], CheckFunc]:
+    """Declares a check once: its id, title, when it applies and its time limit."""
+
+    def register(func: CheckFunc) -> CheckFunc:
+        REGISTRY.append(Check(id, title, func, applies, timeout))
+        return func
+
+    return register

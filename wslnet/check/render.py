@@ -1,0 +1,67 @@
+"""One renderer for people, one for scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+
+import click
+
+from wslnet.check.model import STATUSES, Finding
+from wslnet.where import Environment
+
+MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-", "info": "•", "crash": "✗"}
+COLORS = {
+    "ok": "green",
+    "warn": "yellow",
+    "fail": "red",
+    "skip": "bright_black",
+    "info": "cyan",
+    "crash": "magenta",
+}
+
+
+def summary(findings: list[Finding]) -> dict[str, int]:
+    counts = Counter(f.status for f in findings)
+    return {s: counts.get(s, 0) for s in STATUSES}
+
+
+def as_json(env: Environment, findings: list[Finding]) -> str:
+    doc = {
+        "schema": 1,
+        "environment": env.as_json(),
+        "findings": [f.as_json() for f in findings],
+        "summary": summary(findings),
+    }
+    return json.dumps(doc, indent=2, default=str)
+
+
+def use_color() -> bool:
+    return "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+def for_people(findings: list[Finding], verbose: bool, color: bool) -> str:
+    def paint(text: str, status: str) -> str:
+        return click.style(text, fg=str(COLORS[status])) if color else text
+
+    lines = []
+    for f in findings:
+        if f.status == "skip" and not verbose:
+            continue
+        mark = paint(MARKS[f.status], f.status)
+        label = " (crash)" if f.status == "crash" else ""
+        lines.append(f"{mark} {f.title}{label}")
+        if f.detail and (verbose or f.status in ("warn", "fail", "crash", "skip")):
+            lines.append(f"    {f.detail}")
+        if f.fix is not None:
+            lines.append(f"    fix: {f.fix.text}")
+            lines += [f"      $ {c}" for c in f.fix.commands]
+        if verbose and f.evidence:
+            lines.append(f"    evidence: {json.dumps(f.evidence, default=str)[:400]}")
+    counts = summary(findings)
+    parts = [f"{n} {s}" for s, n in counts.items() if n]
+    lines.append("")
+    lines.append(", ".join(parts) if parts else "no findings")
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""Runs the checks concurrently, each under its own time limit; a crash is a finding."""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+
+from wslnet.check import checks as _checks  # noqa: F401  (registers the checks)
+from wslnet.check.context import Context
+from wslnet.check.model import REGISTRY, Check, Finding
+
+
+def select(ids: list[str]) -> list[Check]:
+    if not ids:
+        return list(REGISTRY)
+    known = {c.id: c for c in REGISTRY}
+    unknown = [i for i in ids if i not in known and not any(k.startswith(i + ".") for k in known)]
+    if unknown:
+        from wslnet.errors import UsageError
+
+        raise UsageError(f"unknown check {unknown[0]!r}; `wslnet check --list` lists them")
+    return [c for c in REGISTRY if c.id in ids or any(c.id.startswith(i + ".") for i in ids)]
+
+
+async def _run_one(check: Check, ctx: Context, debug: bool) -> list[Finding]:
+    why = check.applies(ctx)
+    if why is not None:
+        return [Finding(check.id, "skip", check.title, why)]
+    try:
+        return await asyncio.wait_for(check.func(ctx), check.timeout)
+    except asyncio.TimeoutError:
+        return [Finding(check.id, "crash", f"{check.title}: no result in {check.timeout:g} s")]
+    except Exception as exc:
+        ev: dict[str, object] = {"error": f"{type(exc).__name__}: {exc}"}
+        if debug:
+            ev["traceback"] = traceback.format_exc()
+        return [Finding(check.id, "crash", f"{check.title}: the check failed", str(exc), None, ev)]
+
+
+async def run(selected: list[Check], ctx: Context, debug: bool = False) -> list[Finding]:
+    results = await asyncio.gather(*(_run_one(c, ctx, debug) for c in selected))
+    return [f for group in results for f in group]

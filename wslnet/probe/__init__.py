@@ -1,0 +1,1 @@
+"""Reachability probes: connect-based here; raw (scapy) probes are imported only when run."""

@@ -1,0 +1,133 @@
+"""The only place that reads the live system: files, commands, interfaces, processes.
+
+Every function here is cheap, bounded in time, and returns None (or empty) where the
+fact cannot be had, so callers decide what a missing fact means.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def read_text(path: str | Path, limit: int = 4 << 20) -> str | None:
+    """A text file, decoded leniently (bad bytes become U+FFFD); None if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit)
+    except OSError:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def env(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def run(argv: list[str], timeout: float = 2.0) -> str | None:
+    """A command's standard output, or None if it is missing, fails or times out."""
+    exe = shutil.which(argv[0])
+    if exe is None:
+        return None
+    try:
+        res = subprocess.run(
+            [exe, *argv[1:]],
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "WSL_UTF8": "1"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if res.returncode != 0:
+        return None
+    out = res.stdout
+    if out[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(out) > 1 and out[1:2] == b"\x00"):
+        return out.decode("utf-16", errors="replace")  # wsl.exe's own messages
+    return out.decode("utf-8", errors="replace")
+
+
+def kernel_release() -> str:
+    if sys.platform == "win32":
+        return ""
+    return (read_text("/proc/sys/kernel/osrelease") or os.uname().release).strip()
+
+
+def interfaces() -> dict[str, list[str]]:
+    """Interface name -> IPv4 addresses (netifaces; /sys as a fallback for the names)."""
+    try:
+        import netifaces
+    except ImportError:
+        names = os.listdir("/sys/class/net") if os.path.isdir("/sys/class/net") else []
+        return {name: [] for name in names}
+    out: dict[str, list[str]] = {}
+    for name in netifaces.interfaces():
+        addrs = netifaces.ifaddresses(name).get(netifaces.AF_INET, [])
+        out[str(name)] = [str(a["addr"]) for a in addrs if "addr" in a]
+    return out
+
+
+def interface_mtu(name: str) -> int | None:
+    text = read_text(f"/sys/class/net/{name}/mtu")
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def socket_owners() -> dict[int, tuple[int, str]]:
+    """Socket inode -> (pid, process name), for the processes we may look into."""
+    owners: dict[int, tuple[int, str]] = {}
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return owners
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        name = None
+        for fd in fds:
+            try:
+                link = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                if name is None:
+                    name = (read_text(f"/proc/{pid}/comm") or "?").strip()
+                owners.setdefault(int(link[8:-1]), (int(pid), name))
+    return owners
+
+
+def is_root_or_raw_capable() -> bool:
+    """Root, or CAP_NET_RAW in the effective set: raw probes are possible."""
+    if sys.platform == "win32":
+        return False
+    status = read_text("/proc/self/status") or ""
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            try:
+                return bool(int(line.split()[1], 16) & (1 << 13))  # CAP_NET_RAW
+            except (IndexError, ValueError):
+                return False
+    return False
+
+
+def windows_userprofile() -> str | None:
+    """%UserProfile% as a Linux path, through wslvar or cmd.exe, then wslpath."""
+    win = run(["wslvar", "USERPROFILE"], timeout=3)
+    if not win:
+        win = run(["cmd.exe", "/c", "echo %USERPROFILE%"], timeout=3)
+    if not win or "%" in win:
+        return None
+    linux = run(["wslpath", "-u", win.strip()], timeout=2)
+    return linux.strip() if linux else None
