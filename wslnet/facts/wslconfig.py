@@ -243,9 +243,11 @@ def _unknown(entry: Entry, known: dict[str, str], kind: FileKind) -> str:
             f"move it to [{home}]"
         )
     other: FileKind = "wslconf" if kind == "wslconfig" else "wslconfig"
-    if any(n.lower() == entry.name for n in KNOWN[other]):
+    elsewhere = [n for n in KNOWN[other] if n.split(".")[1].lower() == entry.key.lower()]
+    if elsewhere:
         place = "/etc/wsl.conf" if other == "wslconf" else "%UserProfile%\\.wslconfig"
-        return f"unknown key {entry.section}.{entry.key}: it belongs in {place}"
+        home = elsewhere[0].split(".")[0]
+        return f"{entry.key!r} is not a key of this file: it belongs in {place} under [{home}]"
     close = difflib.get_close_matches(entry.name, list(known), n=1, cutoff=0.75)
     hint = f"; did you mean {known[close[0]]}?" if close else ""
     return f"unknown key {entry.section}.{entry.key}: WSL ignores it{hint}"
