@@ -1,0 +1,63 @@
+"""Runs a command as if on another machine's files: a private mount namespace whose root
+is the real one minus what a test hides (/.dockerenv, /run), plus files a test puts in
+(a WSL kernel release over /proc/sys/kernel/osrelease, a resolv.conf, markers in /run).
+
+Combined with `ip netns exec`, the command sees the lab namespace's interfaces and
+/proc/net and these files, exactly as wslnet would on a WSL VM.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_SCRIPT = r"""
+set -e
+R=/mnt
+mount -t tmpfs wslnet-jail "$R"
+for d in /*; do
+  n=${d#/}
+  case "$n" in mnt|run) continue ;; esac
+  if [ -L "$d" ]; then ln -s "$(readlink "$d")" "$R/$n"
+  elif [ -d "$d" ]; then mkdir "$R/$n"; mount --rbind "$d" "$R/$n"
+  fi
+done
+mkdir "$R/run" "$R/mnt"
+mount -t tmpfs wslnet-run "$R/run"
+"""
+
+
+def run(
+    prefix: tuple[str, ...],
+    argv: list[str],
+    files: dict[str, Path] | None = None,
+    dirs: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> subprocess.CompletedProcess[str]:
+    """Runs argv inside the jail (after `prefix`, e.g. `ip netns exec NS`)."""
+    script = _SCRIPT
+    for target, source in (files or {}).items():
+        script += f'mount --bind {shlex.quote(str(source))} "$R"{shlex.quote(target)}\n'
+    for d in dirs or []:
+        script += f'mkdir -p "$R"{shlex.quote(d)}\n'
+    base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/root", "LANG": "C.UTF-8"}
+    base_env.update(env or {})
+    env_args = " ".join(shlex.quote(f"{k}={v}") for k, v in base_env.items())
+    script += f'cd /; exec chroot "$R" /usr/bin/env -i {env_args} "$@"\n'
+    return subprocess.run(
+        [*prefix, "unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def wslnet(*args: str) -> list[str]:
+    return [sys.executable, "-m", "wslnet", *args]
