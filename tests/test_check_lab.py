@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -228,7 +227,8 @@ def test_mirrored_fingerprint_gives_mirrored_mode_and_localhost(vm: Vm) -> None:
     lab = vm.lab
     lab.sh(
         lab.wsl,
-        "ip link add loopback0 type veth peer name lb0peer && ip rule add pref 1 ipproto tcp lookup 127",
+        "ip link add loopback0 type veth peer name lb0peer"
+        " && ip rule add pref 1 ipproto tcp lookup 127",
     )
     try:
         env = vm.json("check", "environment")["environment"]
