@@ -239,3 +239,19 @@ def test_wsl_conf_docs_sample_reads_every_setting() -> None:
     assert conf.get("network.hostname") == "DemoHost"
     assert conf.flag("network.generateResolvConf") is False
     assert conf.get("automount.options") == "metadata,uid=1003,gid=1003,umask=077,fmask=11,case=off"
+
+
+def test_ip_host_imports_nothing_heavy() -> None:
+    """`wslnet ip host` is called from scripts: no scapy, aiohttp or asyncio on its path."""
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "wslnet", "ip", "host"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    imported = {line.split("|")[-1].strip() for line in res.stderr.splitlines() if "|" in line}
+    assert "click" in imported  # the measurement works
+    assert not {m for m in imported if m.split(".")[0] in ("scapy", "aiohttp", "asyncio")}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import traceback
 
 import click
 
@@ -230,6 +229,8 @@ def main() -> None:
         sys.exit(130)
     except WslnetError as exc:
         if _state["debug"]:
+            import traceback
+
             traceback.print_exc()
         click.echo(f"wslnet: {exc.message}", err=True)
         sys.exit(exc.exit_code)
@@ -237,6 +238,8 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:
         if _state["debug"]:
+            import traceback
+
             traceback.print_exc()
         click.echo(
             f"wslnet: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
