@@ -6,6 +6,7 @@ from wslnet import system
 from wslnet.check.context import Context
 from wslnet.check.model import Finding, Fix, Status, check
 from wslnet.facts import resolv
+from wslnet.facts.wslconfig import WslConfig
 from wslnet.listeners import collect
 from wslnet.probe import connect
 
@@ -73,13 +74,19 @@ async def wslconfig_file(ctx: Context) -> list[Finding]:
                 evidence={"settings": {e.key: e.value for e in conf.entries.values()}},
             )
         ]
+    return _line_problems("config.wslconfig", str(path), conf)
+
+
+def _line_problems(check_id: str, path: str, conf: WslConfig) -> list[Finding]:
+    """One warning per line WSL will skip or misread; the file applies after a restart."""
+    fix = Fix(f"edit {path}, then run `wsl --shutdown` from Windows")
     return [
         Finding(
-            "config.wslconfig",
+            check_id,
             "warn",
             f"{path} line {p.line}: WSL will not use it as written",
             p.why,
-            Fix("edit .wslconfig, then run `wsl --shutdown` from Windows"),
+            fix,
             {"line": p.text},
         )
         for p in conf.problems
@@ -91,17 +98,7 @@ async def wslconf_file(ctx: Context) -> list[Finding]:
     conf = ctx.wslconf()
     if conf is None:
         return [Finding("config.wslconf", "info", "No /etc/wsl.conf: WSL's defaults apply")]
-    findings = [
-        Finding(
-            "config.wslconf",
-            "warn",
-            f"/etc/wsl.conf line {p.line}: WSL will not use it",
-            p.why,
-            Fix("edit /etc/wsl.conf, then `wsl --shutdown` from Windows"),
-            {"line": p.text},
-        )
-        for p in conf.problems
-    ]
+    findings = _line_problems("config.wslconf", "/etc/wsl.conf", conf)
     if conf.flag("network.generateResolvConf") is False:
         findings.append(
             Finding(

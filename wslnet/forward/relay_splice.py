@@ -89,7 +89,7 @@ class _Pump:
 
     def _copy(self) -> bool:
         """Copies while reads are small; True when the stream turned bulk (use splice)."""
-        src, dst = self.src, self.dst
+        src = self.src
         for _ in range(_ROUNDS):
             try:
                 n = src.recv_into(_BUF)
@@ -101,14 +101,9 @@ class _Pump:
             if n == 0:
                 self._end_of_stream()
                 return False
-            try:
-                m = dst.send(_VIEW[:n])
-            except (BlockingIOError, InterruptedError):
-                m = 0
-            except OSError as exc:
-                self.relay.fail(side_error(self.peer, exc), reset=True)
+            m = self._send(_VIEW[:n])
+            if m < 0:
                 return False
-            self.total += m
             if m < n:
                 self.held = bytes(_VIEW[m:n])
                 self._wait_writable()
@@ -125,6 +120,18 @@ class _Pump:
                 return True
         self.loop.call_soon(self.readable)  # more may be waiting: no new edge will say so
         return False
+
+    def _send(self, data: bytes | memoryview) -> int:
+        """Bytes the destination took (0 when it is full); -1 once the relay has failed."""
+        try:
+            m = self.dst.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            self.relay.fail(side_error(self.peer, exc), reset=True)
+            return -1
+        self.total += m
+        return m
 
     def _open_pipe(self) -> None:
         self.pr, self.pw = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -154,14 +161,9 @@ class _Pump:
     def _flush(self) -> bool:
         """Writes out what is held; False (and waits for writable) if the destination is full."""
         if self.held:
-            try:
-                m = self.dst.send(self.held)
-            except (BlockingIOError, InterruptedError):
-                m = 0
-            except OSError as exc:
-                self.relay.fail(side_error(self.peer, exc), reset=True)
+            m = self._send(self.held)
+            if m < 0:
                 return False
-            self.total += m
             self.held = self.held[m:]
             if self.held:
                 self._wait_writable()

@@ -230,23 +230,17 @@ class Forwarder:
         conn.dialer.start()
 
     async def _dial_task(self, conn: Connection) -> None:
-        target = conn.rule.rule.target
+        """For host names (resolved first) and for loops that cannot watch sockets."""
         try:
-            addrs = await self.resolver.resolve(target)
+            addrs = await self.resolver.resolve(conn.rule.rule.target)
+            if CALLBACKS:
+                conn.task = None
+                self._dial(conn, addrs)
+                return
+            tsock = await dial_async(self.loop, addrs, self.config.connect_timeout)
         except ResolveError as exc:
             self._dial_failed(conn, f"dns: {exc}")
             return
-        except asyncio.CancelledError:
-            self._end(conn, "shutdown", reset=True)
-            raise
-        finally:
-            conn.task = None
-        if CALLBACKS:
-            self._dial(conn, addrs)
-            return
-        conn.task = asyncio.current_task()
-        try:
-            tsock = await dial_async(self.loop, addrs, self.config.connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             self._dial_failed(conn, connect_reason(exc))
             return
