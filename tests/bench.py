@@ -178,7 +178,8 @@ def iperf(port: int, seconds: int) -> tuple[float, int]:
     return float(recv["bits_per_second"]), int(recv["bytes"])
 
 
-def connect_echo(port: int, count: int) -> tuple[float, float, float]:
+def connect_echo(port: int, count: int) -> tuple[list[float], float]:
+    """Sequential connect + 64-byte echo + close: (latencies, seconds for all)."""
     payload = b"x" * 64
     lat = []
     t_all = time.perf_counter()
@@ -195,9 +196,7 @@ def connect_echo(port: int, count: int) -> tuple[float, float, float]:
             got += chunk
         s.close()
         lat.append(time.perf_counter() - t0)
-    total = time.perf_counter() - t_all
-    lat.sort()
-    return count / total, lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99)] * 1e6
+    return lat, time.perf_counter() - t_all
 
 
 def idle_rss(peer: Peer, count: int) -> float | None:
@@ -268,21 +267,47 @@ def main() -> int:
     try:
         wait_port(echo_port)
         time.sleep(0.3)
-        for peer in make_peers(iperf_port, echo_port, tmp, args.engines.split(",")):
-            print(f"bench: {peer.name} ...", file=sys.stderr, flush=True)
+        peers = make_peers(iperf_port, echo_port, tmp, args.engines.split(","))
+        # All peers run at once and take turns, round after round, so that a change in
+        # the machine's load between peers cannot masquerade as a difference between them.
+        for peer in peers:
             peer.start()
-            try:
-                row: dict[str, float | None] = {}
-                cpu0 = peer.cpu()
-                runs = [iperf(peer.iperf_port, args.seconds) for _ in range(args.runs)]
-                moved = sum(b for _, b in runs)
-                row["gbit_s"] = statistics.median(bps for bps, _ in runs) / 1e9
-                row["cpu_s_per_gb"] = (peer.cpu() - cpu0) / (moved / 1e9) if peer.measured else None
-                rate, p50, p99 = connect_echo(peer.echo_port, args.conns)
-                row.update(conn_per_s=rate, p50_us=p50, p99_us=p99)
-                row["rss_mib_idle"] = idle_rss(peer, args.idle)
-                results[peer.name] = row
-            finally:
+        try:
+            bps: dict[str, list[float]] = {p.name: [] for p in peers}
+            moved = dict.fromkeys(bps, 0)
+            cpu = dict.fromkeys(bps, 0.0)
+            for rnd in range(args.runs):
+                for peer in peers:
+                    print(f"bench: iperf3 round {rnd + 1}: {peer.name}", file=sys.stderr)
+                    cpu0 = peer.cpu()
+                    rate, nbytes = iperf(peer.iperf_port, args.seconds)
+                    cpu[peer.name] += peer.cpu() - cpu0
+                    bps[peer.name].append(rate)
+                    moved[peer.name] += nbytes
+            lat: dict[str, list[float]] = {p.name: [] for p in peers}
+            spent = dict.fromkeys(bps, 0.0)
+            rounds = 5
+            for rnd in range(rounds):
+                print(f"bench: connect+echo round {rnd + 1}", file=sys.stderr)
+                for peer in peers:
+                    got, seconds = connect_echo(peer.echo_port, args.conns // rounds)
+                    lat[peer.name] += got
+                    spent[peer.name] += seconds
+            for peer in peers:
+                print(f"bench: idle connections: {peer.name}", file=sys.stderr)
+                ls = sorted(lat[peer.name])
+                results[peer.name] = {
+                    "gbit_s": statistics.median(bps[peer.name]) / 1e9,
+                    "cpu_s_per_gb": (
+                        cpu[peer.name] / (moved[peer.name] / 1e9) if peer.measured else None
+                    ),
+                    "conn_per_s": len(ls) / spent[peer.name],
+                    "p50_us": ls[len(ls) // 2] * 1e6,
+                    "p99_us": ls[int(len(ls) * 0.99)] * 1e6,
+                    "rss_mib_idle": idle_rss(peer, args.idle),
+                }
+        finally:
+            for peer in peers:
                 peer.stop()
     finally:
         for p in servers:
@@ -304,6 +329,7 @@ def main() -> int:
         f"target {'met ' if ip_host < 0.15 else 'MISSED'}: ip host < 150 ms",
         f"target {'met ' if check < 2 else 'MISSED'}: check < 2 s",
     ]
+    print("\n".join(verdicts))
     args.json.write_text(
         json.dumps(
             {"results": results, "cli_seconds": cli, "targets": verdicts, "table": table},

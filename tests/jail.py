@@ -38,6 +38,7 @@ def run(
     files: dict[str, Path] | None = None,
     dirs: list[str] | None = None,
     env: dict[str, str] | None = None,
+    touch: list[str] | None = None,
     timeout: float = 30.0,
 ) -> subprocess.CompletedProcess[str]:
     """Runs argv inside the jail (after `prefix`, e.g. `ip netns exec NS`)."""
@@ -46,6 +47,8 @@ def run(
         script += f'mount --bind {shlex.quote(str(source))} "$R"{shlex.quote(target)}\n'
     for d in dirs or []:
         script += f'mkdir -p "$R"{shlex.quote(d)}\n'
+    for f in touch or []:  # only in the jail's own tmpfs (/ and /run)
+        script += f'touch "$R"{shlex.quote(f)}\n'
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/root", "LANG": "C.UTF-8"}
     base_env.update(env or {})
     env_args = " ".join(shlex.quote(f"{k}={v}") for k, v in base_env.items())

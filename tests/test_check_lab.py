@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -261,3 +262,62 @@ def test_check_in_the_vm_reads_clearly_for_people(vm: Vm) -> None:
     assert f"! tcp {WSL_IP}:{vm.ports['eth0']}" in out
     assert "\x1b[" not in out  # no colour when piped
     assert out.strip().splitlines()[-1].endswith(("info", "skip", "warn", "fail", "ok"))
+
+
+def test_listeners_name_their_owning_process(vm: Vm) -> None:
+    rows = vm.json("listeners")
+    mine = [r for r in rows if r["port"] == vm.ports["loopback"] and r["proto"] == "tcp"]
+    assert mine and mine[0]["pid"] == os.getpid()
+
+
+def test_mirrored_configured_but_nat_running_is_a_warning(vm: Vm) -> None:
+    cfg = vm.tmp / "wslconfig-mirrored"
+    cfg.write_text("[wsl2]\nnetworkingMode=mirrored\nlocalhostForwarding=false\n")
+    doc = vm.json("check", "config", "--wslconfig", str(cfg))
+    titles = [f["title"] for f in doc["findings"] if f["status"] == "warn"]
+    assert ".wslconfig asks for mirrored networking but nat is running" in titles
+    assert "localhostForwarding=false: Windows cannot reach WSL on localhost" in titles
+
+
+def test_localhost_forwarding_off_turns_every_listener_to_no(vm: Vm) -> None:
+    cfg = vm.tmp / "wslconfig-noforward"
+    cfg.write_text("[wsl2]\nlocalhostForwarding=false\n")
+    doc = vm.json("check", "listeners", "--port", str(vm.ports["any"]), "--wslconfig", str(cfg))
+    (finding,) = doc["findings"]
+    assert finding["evidence"]["windows_localhost"] == "no"
+    assert finding["detail"] == "localhostForwarding=false in .wslconfig"
+
+
+def test_a_misspelled_wslconfig_key_is_named_with_the_intended_one(vm: Vm) -> None:
+    cfg = vm.tmp / "wslconfig-typo"
+    cfg.write_text("[wsl2]\nnetworkMode=mirrored\n")
+    res = vm.run("check", "config.wslconfig", "--wslconfig", str(cfg))
+    assert res.returncode == 0  # a warning, not a failure
+    assert "did you mean wsl2.networkingMode?" in res.stdout
+
+
+def test_ip_host_without_a_default_route_exits_1_and_says_why(lab: Lab, tmp_path: Path) -> None:
+    osrelease = tmp_path / "osrelease"
+    osrelease.write_text(WSL2_KERNEL)
+    # The LAN machine has no default route: a WSL VM in that state has no host address.
+    res = jail.run(
+        lab.prefix(lab.lan),
+        jail.wslnet("ip", "host"),
+        files={"/proc/sys/kernel/osrelease": osrelease},
+    )
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.startswith("wslnet: no host address: ")
+
+
+def test_inside_a_container_it_says_so(lab: Lab) -> None:
+    res = jail.run(lab.prefix(lab.wsl), jail.wslnet("check", "environment"), touch=["/.dockerenv"])
+    assert "• Running in a docker container" in res.stdout
+    assert "The listeners shown are the container's" in res.stdout
+
+
+def test_unknown_check_id_is_a_usage_error(lab: Lab) -> None:
+    res = jail.run(lab.prefix(lab.wsl), jail.wslnet("check", "no.such.check"))
+    assert res.returncode == 2
+    assert res.stderr.strip() == (
+        "wslnet: unknown check 'no.such.check'; `wslnet check --list` lists them"
+    )
