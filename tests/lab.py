@@ -24,6 +24,9 @@ WIN_WSL_IP = "198.18.0.1"
 WSL_IP = "198.18.5.20"
 WIN_LAN_IP = "198.19.0.1"
 LAN_IP = "198.19.0.50"
+VPN_CLIENT = "198.18.16.2"
+VPN_ROUTER = "198.18.16.1"
+VPN_SERVER = "198.18.17.2"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -103,6 +106,46 @@ class Lab:
             self.sh(ns, "nft add table inet wslnet")
             hook = "'{ type filter hook input priority 0; policy accept; }'"
             self.sh(ns, f"nft add chain inet wslnet input {hook}")
+
+    def add_vpn(self) -> dict[str, str]:
+        """A path with a narrow hop: vc (client, MTU 1500) -> vr (router) -> vs (server),
+        the vr-vs link at MTU 1350, like a VPN between WSL and Windows."""
+        names = {role: f"{PREFIX}{role}-{self.tag}" for role in ("vc", "vr", "vs")}
+        if names["vc"] in self.ns.values():
+            return names
+        self.ns.update(names)
+        for ns in names.values():
+            _run("ip", "netns", "add", ns)
+            self.sh(ns, "ip link set lo up")
+        t = self.tag
+        _run("ip", "link", "add", f"ca{t}", "type", "veth", "peer", "name", f"cb{t}")
+        _run("ip", "link", "set", f"ca{t}", "netns", names["vc"])
+        _run("ip", "link", "set", f"cb{t}", "netns", names["vr"])
+        _run("ip", "link", "add", f"sa{t}", "type", "veth", "peer", "name", f"sb{t}")
+        _run("ip", "link", "set", f"sa{t}", "netns", names["vr"])
+        _run("ip", "link", "set", f"sb{t}", "netns", names["vs"])
+        self.sh(
+            names["vc"],
+            f"ip link set ca{t} name eth0 && ip addr add {VPN_CLIENT}/24 dev eth0"
+            f" && ip link set eth0 up && ip route add default via {VPN_ROUTER}",
+        )
+        self.sh(
+            names["vr"],
+            f"ip addr add {VPN_ROUTER}/24 dev cb{t} && ip link set cb{t} up"
+            f" && ip addr add 198.18.17.1/24 dev sa{t} && ip link set sa{t} mtu 1350 up"
+            " && sysctl -qw net.ipv4.ip_forward=1",
+        )
+        self.sh(
+            names["vs"],
+            f"ip addr add {VPN_SERVER}/24 dev sb{t} && ip link set sb{t} mtu 1350"
+            " up && ip route add default via 198.18.17.1",
+        )
+        for ns in names.values():
+            self.sh(ns, "nft add table inet wslnet")
+            for hook in ("input", "output", "forward"):
+                spec = f"'{{ type filter hook {hook} priority 0; policy accept; }}'"
+                self.sh(ns, f"nft add chain inet wslnet {hook} {spec}")
+        return names
 
     def sh(self, ns: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return _run("ip", "netns", "exec", ns, "sh", "-c", command, check=check)

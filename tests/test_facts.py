@@ -255,3 +255,16 @@ def test_ip_host_imports_nothing_heavy() -> None:
     imported = {line.split("|")[-1].strip() for line in res.stderr.splitlines() if "|" in line}
     assert "click" in imported  # the measurement works
     assert not {m for m in imported if m.split(".")[0] in ("scapy", "aiohttp", "asyncio")}
+
+
+def test_dns_query_is_what_scapy_reads_as_a_query() -> None:
+    from scapy.layers.dns import DNS
+
+    from wslnet.probe.dns import answer_code, build_query
+
+    msg = DNS(build_query("wslnet-probe.invalid", 4660))
+    assert (msg.id, msg.qr, msg.rd, msg.qdcount) == (4660, 0, 1, 1)
+    assert msg.qd[0].qname == b"wslnet-probe.invalid."
+    assert answer_code(build_query("x", 1)) is None  # a query is not an answer
+    reply = DNS(id=1, qr=1, rcode=3, qd=msg.qd)
+    assert answer_code(bytes(reply)) == "NXDOMAIN"

@@ -330,6 +330,7 @@ async def dns_resolver(ctx: Context) -> list[Finding]:
     result = await dns.query(server, timeout=ctx.options.probe_timeout)
     ev: dict[str, object] = {
         "server": server,
+        "responder": result.responder,
         "seconds": result.seconds,
         "generated_by_wsl": conf.generated_by_wsl,
     }

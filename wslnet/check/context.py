@@ -17,6 +17,8 @@ class Options:
     port: int | None = None
     wslconfig: str | None = None
     probe_timeout: float = 1.0
+    raw: bool = True  # --no-raw turns packet-level probes off
+    targets: list[str] = field(default_factory=list)  # more path-MTU destinations
 
 
 @dataclass

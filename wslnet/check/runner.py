@@ -6,6 +6,7 @@ import asyncio
 import traceback
 
 from wslnet.check import checks as _checks  # noqa: F401  (registers the checks)
+from wslnet.check import raw_checks as _raw_checks  # noqa: F401
 from wslnet.check.context import Context
 from wslnet.check.model import REGISTRY, Check, Finding
 

@@ -1,7 +1,8 @@
 """Is the resolver alive? One query over an ordinary UDP socket (no root needed).
 
-The query is built with scapy's DNS layer, imported here only, when the probe runs.
-Any answer, even "no such name", proves the resolver alive.
+The query is a plain RFC 1035 message built here, so that `wslnet check` loads no packet
+library on its way (tests check it against scapy's DNS layer). Any answer, even "no
+such name", proves the resolver alive.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import struct
 import time
 from dataclasses import dataclass
+
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 
 @dataclass
@@ -22,47 +26,50 @@ class DnsResult:
     responder: str | None = None
 
 
-def _query_bytes(name: str, ident: int) -> bytes:
-    from scapy.layers.dns import DNS, DNSQR
+def build_query(name: str, ident: int) -> bytes:
+    """A recursive query for NAME's A record."""
+    header = struct.pack(">HHHHHH", ident, 0x0100, 1, 0, 0, 0)
+    labels = b"".join(
+        bytes([len(part)]) + part.encode("ascii") for part in name.strip(".").split(".")
+    )
+    return header + labels + b"\x00" + struct.pack(">HH", 1, 1)
 
-    return bytes(DNS(id=ident, rd=1, qd=DNSQR(qname=name, qtype="A")))
 
-
-def _answer_code(data: bytes) -> str:
-    from scapy.layers.dns import DNS
-
-    codes = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
-    rcode = int(DNS(data).rcode)
-    return codes.get(rcode, f"rcode {rcode}")
+def answer_code(data: bytes) -> str | None:
+    """The response code of a DNS answer, or None if `data` is not a response."""
+    if len(data) < 12 or not data[2] & 0x80:
+        return None
+    rcode = data[3] & 0x0F
+    return RCODES.get(rcode, f"rcode {rcode}")
 
 
 async def query(server: str, name: str = "wslnet-probe.invalid", timeout: float = 1.0) -> DnsResult:
     loop = asyncio.get_running_loop()
     ident = random.randrange(1 << 16)
-    payload = await asyncio.to_thread(_query_bytes, name, ident)
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setblocking(False)
     t0 = time.monotonic()
+
+    def took() -> float:
+        return round(time.monotonic() - t0, 4)
+
     try:
         await loop.sock_connect(sock, (server.split("%")[0], 53))
-        await loop.sock_sendall(sock, payload)
+        await loop.sock_sendall(sock, build_query(name, ident))
         deadline = t0 + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise asyncio.TimeoutError
             data = await asyncio.wait_for(loop.sock_recv(sock, 4096), left)
-            if len(data) >= 2 and int.from_bytes(data[:2], "big") == ident:
-                break
-        code = await asyncio.to_thread(_answer_code, data)
-        return DnsResult(server, True, round(time.monotonic() - t0, 4), code, server)
+            code = answer_code(data)
+            if code is not None and int.from_bytes(data[:2], "big") == ident:
+                peer = sock.getpeername()[0]
+                return DnsResult(server, True, took(), code, str(peer))
     except (asyncio.TimeoutError, TimeoutError):
-        return DnsResult(
-            server, False, round(time.monotonic() - t0, 4), f"no answer in {timeout:g} s"
-        )
+        return DnsResult(server, False, took(), f"no answer in {timeout:g} s")
     except OSError as exc:
-        why = exc.strerror or str(exc)
-        return DnsResult(server, False, round(time.monotonic() - t0, 4), why)
+        return DnsResult(server, False, took(), exc.strerror or str(exc))
     finally:
         sock.close()

@@ -1,0 +1,195 @@
+"""Packet-level probes (scapy; imported here only, and only when a probe runs).
+
+They answer what a connect() cannot: whether a firewall drops the packets, nothing
+listens, the host is gone, or large packets vanish on the path (the "ssh works, git clone
+hangs" of WSL behind a VPN, shared wsl-networking.md section 7). Each probe sends a
+bounded number of packets, only to the address being diagnosed, and needs root or
+CAP_NET_RAW.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SynState = Literal["open", "closed", "filtered", "unreachable"]
+UNREACH_CODES = {
+    0: "network",
+    1: "host",
+    2: "protocol",
+    3: "port",
+    4: "fragmentation-needed",
+    9: "admin-prohibited",
+    10: "admin-prohibited",
+    13: "admin-prohibited",
+}
+MIN_MTU = 576  # every IPv4 path carries this much
+
+
+@dataclass
+class SynResult:
+    host: str
+    port: int
+    state: SynState
+    rtt: float | None
+    icmp: str | None = None  # the ICMP unreachable code, by name
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class EchoResult:
+    host: str
+    answered: bool
+    rtt: float | None
+    icmp: str | None = None
+
+
+@dataclass
+class ArpResult:
+    address: str
+    interface: str | None
+    mac: str | None
+    rtt: float | None
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class MtuResult:
+    host: str
+    interface: str
+    interface_mtu: int
+    path_mtu: int | None
+    method: str  # "full size got through", "icmp frag-needed", "bisection"
+    probes: int
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _scapy() -> Any:
+    """The scapy pieces the probes use: one import, on first use."""
+    from scapy import sendrecv
+    from scapy.config import conf
+    from scapy.layers import inet, l2
+
+    conf.verb = 0
+    return sendrecv, inet, l2, conf
+
+
+def _rtt(sent: Any, answer: Any) -> float:
+    return round(float(answer.time - sent.sent_time), 6)
+
+
+def _send_one(pkt: Any, timeout: float) -> tuple[Any, Any]:
+    sendrecv, *_ = _scapy()
+    answered, _ = sendrecv.sr(pkt, timeout=timeout, verbose=0)
+    if not answered:
+        return pkt, None
+    sent, answer = answered[0]
+    return sent, answer
+
+
+def syn(host: str, port: int, timeout: float = 1.0) -> SynResult:
+    """One SYN: SYN-ACK is open (the kernel resets it: no socket owns our port), RST is
+    closed, ICMP unreachable says why, silence is filtered."""
+    _, inet, _, _ = _scapy()
+    sport = random.randint(40000, 60000)
+    pkt = inet.IP(dst=host) / inet.TCP(sport=sport, dport=port, flags="S",
+                                      seq=random.getrandbits(32))  # fmt: skip
+    sent, ans = _send_one(pkt, timeout)
+    if ans is None:
+        return SynResult(host, port, "filtered", None)
+    rtt = _rtt(sent, ans)
+    if ans.haslayer(inet.TCP):
+        flags = int(ans[inet.TCP].flags)
+        if flags & 0x12 == 0x12:
+            return SynResult(host, port, "open", rtt)
+        if flags & 0x04:
+            return SynResult(host, port, "closed", rtt)
+    if ans.haslayer(inet.ICMP) and int(ans[inet.ICMP].type) == 3:
+        code = int(ans[inet.ICMP].code)
+        return SynResult(host, port, "unreachable", rtt, UNREACH_CODES.get(code, f"code {code}"))
+    return SynResult(host, port, "filtered", rtt)
+
+
+def echo(host: str, timeout: float = 1.0, size: int = 0, df: bool = False) -> EchoResult:
+    _, inet, _, _ = _scapy()
+    ident = random.getrandbits(16)
+    pkt = inet.IP(dst=host, flags="DF" if df else 0) / inet.ICMP(id=ident, seq=1) / (b"\0" * size)
+    sent, ans = _send_one(pkt, timeout)
+    if ans is None:
+        return EchoResult(host, False, None)
+    icmp = ans[inet.ICMP] if ans.haslayer(inet.ICMP) else None
+    if icmp is not None and int(icmp.type) == 0:
+        return EchoResult(host, True, _rtt(sent, ans))
+    if icmp is not None and int(icmp.type) == 3:
+        code = int(icmp.code)
+        name = UNREACH_CODES.get(code, f"code {code}")
+        if code == 4:
+            name = f"fragmentation-needed mtu={int(icmp.nexthopmtu or 0)}"
+        return EchoResult(host, False, _rtt(sent, ans), name)
+    return EchoResult(host, False, None)
+
+
+def arp(address: str, timeout: float = 1.0) -> ArpResult:
+    """Who-has for an address on a directly attached network (the default gateway)."""
+    sendrecv, _, l2, conf = _scapy()
+    iface = conf.route.route(address)[0]
+    pkt = l2.Ether(dst="ff:ff:ff:ff:ff:ff") / l2.ARP(pdst=address)
+    answered, _ = sendrecv.srp(pkt, iface=iface, timeout=timeout, verbose=0)
+    if not answered:
+        return ArpResult(address, str(iface), None, None)
+    sent, ans = answered[0]
+    return ArpResult(address, str(iface), str(ans[l2.ARP].hwsrc), _rtt(sent, ans))
+
+
+def interface_mtu(host: str) -> tuple[str, int]:
+    from wslnet import system
+
+    *_, conf = _scapy()
+    iface = str(conf.route.route(host)[0])
+    return iface, system.interface_mtu(iface) or 1500
+
+
+def path_mtu(host: str, timeout: float = 0.3, budget: float = 4.0) -> MtuResult:
+    """The largest IPv4 packet that reaches `host` with DF set: ICMP echo of the
+    interface's MTU first; then what an ICMP frag-needed says; else bisection."""
+    iface, mtu = interface_mtu(host)
+    deadline = time.monotonic() + budget
+    probes = 0
+    notes: list[str] = []
+
+    def fits(total: int) -> EchoResult:
+        nonlocal probes
+        probes += 1
+        return echo(host, timeout, size=total - 28, df=True)
+
+    first = fits(mtu)
+    if first.answered:
+        return MtuResult(host, iface, mtu, mtu, "full size got through", probes)
+    if first.icmp and first.icmp.startswith("fragmentation-needed"):
+        hinted = int(first.icmp.rsplit("=", 1)[1])
+        if MIN_MTU <= hinted < mtu and fits(hinted).answered:
+            return MtuResult(host, iface, mtu, hinted, "icmp frag-needed", probes)
+        notes.append(f"frag-needed said {hinted}, which did not get through")
+    small = fits(MIN_MTU)
+    if not small.answered:
+        notes.append("no echo reply even at the minimum size: ICMP echo is blocked")
+        return MtuResult(host, iface, mtu, None, "no answer", probes, notes)
+    low, high = MIN_MTU, mtu - 1  # low fits; mtu does not
+    while low < high and time.monotonic() < deadline:
+        mid = (low + high + 1) // 2
+        if fits(mid).answered:
+            low = mid
+        else:
+            high = mid - 1
+    if low < high:
+        notes.append(f"stopped after {budget:g} s: the path MTU is between {low} and {high}")
+    return MtuResult(host, iface, mtu, low, "bisection", probes, notes)
