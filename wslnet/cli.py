@@ -115,6 +115,8 @@ def forward(
     default=1.0,
     help="Seconds each probe waits for an answer.",
 )
+@click.option("--no-raw", is_flag=True, help="No packet-level probes (SYN, ARP, ICMP, MTU).")
+@click.option("--target", multiple=True, help="Also measure the path MTU to this address.")
 def check(
     ids: tuple[str, ...],
     list_checks: bool,
@@ -124,6 +126,8 @@ def check(
     port: int | None,
     wslconfig: str | None,
     timeout: float,
+    no_raw: bool,
+    target: tuple[str, ...],
 ) -> None:
     """Diagnose WSL networking: every finding with its fix.
 
@@ -142,7 +146,7 @@ def check(
         return
     selected = runner.select(list(ids))
     env = detect()
-    options = Options(list(host_port), port, wslconfig, timeout)
+    options = Options(list(host_port), port, wslconfig, timeout, not no_raw, list(target))
 
     async def go() -> list[Finding]:
         return await runner.run(selected, Context(env, options), _state["debug"])
@@ -216,6 +220,87 @@ def listeners(as_json: bool) -> None:
         proto = x.proto + ("6" if x.family == "ipv6" else "")
         who = f"{x.process}/{x.pid}" if x.process else "-"
         click.echo(f"{proto:<6}{where:<28}{who:<20}{x.windows_localhost:<11}{x.reason}")
+
+
+@cli.group()
+def probe() -> None:
+    """Packet-level probes for scripts (need root or CAP_NET_RAW).
+
+    Exit code 0 when the answer is the healthy one, 1 when not, 2 when the probe cannot run.
+    """
+
+
+def _raw_or_exit() -> None:
+    from wslnet import system
+
+    if not system.is_root_or_raw_capable():
+        click.echo("wslnet: packet-level probes need root or CAP_NET_RAW: run with sudo", err=True)
+        sys.exit(2)
+
+
+def _report(result: object, as_json: bool, healthy: bool, line: str) -> None:
+    import json
+    from dataclasses import asdict, is_dataclass
+
+    if as_json:
+        assert is_dataclass(result) and not isinstance(result, type)
+        click.echo(json.dumps(asdict(result), indent=2))
+    else:
+        click.echo(line)
+    sys.exit(0 if healthy else 1)
+
+
+@probe.command("syn")
+@click.argument("host")
+@click.argument("port", type=click.IntRange(1, 65535))
+@click.option("--timeout", type=click.FloatRange(0.05, 30), default=1.0)
+@click.option("--json", "as_json", is_flag=True)
+def probe_syn(host: str, port: int, timeout: float, as_json: bool) -> None:
+    """One SYN to HOST:PORT: open, closed, filtered or unreachable (with the ICMP code)."""
+    _raw_or_exit()
+    from wslnet.probe import raw
+
+    r = raw.syn(host, port, timeout)
+    what = r.state + (f" ({r.icmp})" if r.icmp else "")
+    rtt = f" in {r.rtt * 1000:.1f} ms" if r.rtt is not None else ""
+    _report(r, as_json, r.state == "open", f"{host}:{port} {what}{rtt}")
+
+
+@probe.command("mtu")
+@click.argument("host")
+@click.option("--json", "as_json", is_flag=True)
+def probe_mtu(host: str, as_json: bool) -> None:
+    """The path MTU to HOST, against the outgoing interface's MTU."""
+    _raw_or_exit()
+    from wslnet.probe import raw
+
+    r = raw.path_mtu(host)
+    found = "unknown (no echo answer)" if r.path_mtu is None else str(r.path_mtu)
+    line = f"path MTU to {host}: {found} ({r.method}); {r.interface} MTU {r.interface_mtu}"
+    _report(r, as_json, r.path_mtu is not None and r.path_mtu >= r.interface_mtu, line)
+
+
+@probe.command("arp")
+@click.argument("address", required=False)
+@click.option("--timeout", type=click.FloatRange(0.05, 30), default=1.0)
+@click.option("--json", "as_json", is_flag=True)
+def probe_arp(address: str | None, timeout: float, as_json: bool) -> None:
+    """Who-has ADDRESS (default: the default gateway, the Windows host in NAT mode)."""
+    _raw_or_exit()
+    from wslnet import system
+    from wslnet.facts import route
+    from wslnet.probe import raw
+
+    if address is None:
+        routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
+        gateways = route.default_gateways(routes)
+        if not gateways:
+            click.echo("wslnet: no default gateway to ask for; give an ADDRESS", err=True)
+            sys.exit(2)
+        address = gateways[0].gateway
+    r = raw.arp(address, timeout)
+    line = f"{address} is at {r.mac} on {r.interface}" if r.mac else f"{address}: no ARP answer"
+    _report(r, as_json, r.mac is not None, line)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -39,7 +40,8 @@ async def tcp(host: str, port: int, timeout: float = 1.0) -> ProbeResult:
     except OSError as exc:
         unreachable = exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH)
         state = "unreachable" if unreachable else "error"
-        detail = exc.strerror or str(exc)
+        # asyncio words it "Connect call failed (...)": say what the system said.
+        detail = os.strerror(exc.errno) if exc.errno else str(exc)
     finally:
         sock.close()
     return ProbeResult(host, port, state, round(time.monotonic() - t0, 4), detail)
