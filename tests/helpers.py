@@ -164,7 +164,12 @@ class Forwarder:
 
     @property
     def ports(self) -> list[int]:
-        return [int(str(e["listen"]).rsplit(":", 1)[1]) for e in self.wait_event("listening")]
+        """The port of each rule (a rule may listen on 127.0.0.1 and ::1, same port)."""
+        self.wait_event("started")
+        by_rule: dict[object, int] = {}
+        for e in self.wait_event("listening"):
+            by_rule.setdefault(e["rule"], int(str(e["listen"]).rsplit(":", 1)[1]))
+        return list(by_rule.values())
 
     @property
     def port(self) -> int:

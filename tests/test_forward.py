@@ -280,10 +280,19 @@ def test_port_in_use_is_one_clear_line_and_exit_2() -> None:
 
 
 def test_address_not_available_names_the_address() -> None:
-    res = run_cli("forward", "198.18.200.1:8080=127.0.0.1:1")
+    res = run_cli("forward", "198.18.200.1:8080=127.0.0.1:1", "--allow-any")
     assert res.returncode == 2
     assert "cannot listen on 198.18.200.1:8080: address not available" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_rule_beyond_loopback_must_say_who_may_connect() -> None:
+    res = run_cli("forward", "0.0.0.0:8080=127.0.0.1:1")
+    assert res.returncode == 2
+    assert res.stderr.strip() == (
+        "wslnet: rule '0.0.0.0:8080=127.0.0.1:1' listens on 0.0.0.0, beyond this machine: say "
+        "who may connect with --allow CIDR (or allow = [...] in the config file), or --allow-any"
+    )
 
 
 def test_privileged_port_without_the_capability_says_permission_denied() -> None:
@@ -298,13 +307,13 @@ def test_privileged_port_without_the_capability_says_permission_denied() -> None
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("rule", ["99999", "abc=def", "8080", "8080=host-without-port"])
+@pytest.mark.parametrize("rule", ["99999", "abc=def", "0", "8080=host-without-port"])
 def test_bad_rules_exit_2_with_the_expected_form(rule: str) -> None:
     res = run_cli("forward", rule)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"wslnet: bad rule {rule!r}")
-    assert "expected [tcp/][HOST:]PORT=HOST:PORT" in lines[0]
+    assert "expected [tcp/|udp/][HOST:]PORT[=[HOST:]PORT]" in lines[0]
 
 
 def test_bad_option_values_exit_2() -> None:

@@ -39,7 +39,7 @@ def test_lan_cannot_reach_a_loopback_rule_but_can_reach_a_lan_rule(
 ) -> None:
     port = wsl_echo(lab, servers)
     rules = (f"127.0.0.1:0={WSL_IP}:{port}", f"{WIN_LAN_IP}:0={WSL_IP}:{port}")
-    with forwarder(*rules, prefix=lab.prefix(lab.win)) as fwd:
+    with forwarder(*rules, "--allow", "198.19.0.0/24", prefix=lab.prefix(lab.win)) as fwd:
         loopback_port, lan_port = fwd.ports
         with pytest.raises(ConnectionRefusedError):
             talk(lab.socket(lab.lan), WIN_LAN_IP, loopback_port)

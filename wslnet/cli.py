@@ -38,6 +38,20 @@ def cli(debug: bool) -> None:
     help="Data path: splice (Linux, zero-copy) or asyncio protocols.",
 )
 @click.option(
+    "--allow",
+    multiple=True,
+    metavar="CIDR",
+    help="Who may connect to rules that listen beyond loopback (repeatable).",
+)
+@click.option("--allow-any", is_flag=True, help="Let anyone connect to non-loopback rules.")
+@click.option(
+    "--resolve-interval",
+    type=float,
+    default=30.0,
+    help="Seconds between lookups of wsl, host and names.",
+)
+@click.option("--udp-timeout", type=float, default=60.0, help="Seconds an idle UDP session lives.")
+@click.option(
     "--loop",
     "loop_name",
     type=click.Choice(["auto", "asyncio", "uvloop"]),
@@ -54,26 +68,45 @@ def forward(
     verbose: int,
     quiet: bool,
     engine: str,
+    allow: tuple[str, ...],
+    allow_any: bool,
+    resolve_interval: float,
+    udp_timeout: float,
     loop_name: str,
 ) -> None:
-    """Forward TCP ports.
+    """Forward TCP and UDP ports, between Windows and WSL or anywhere.
 
     \b
-    RULE   = [tcp/]LISTEN=TARGET
-    LISTEN = [HOST:]PORT    HOST defaults to 127.0.0.1; IPv6 in brackets: [::1]:8080
-    TARGET = HOST:PORT      an IP address or a host name
+    RULE   = [tcp/|udp/]LISTEN[=TARGET]
+    LISTEN = [HOST:]PORT   no HOST: 127.0.0.1 and [::1]; IPv6 in brackets: [::1]:8080
+    TARGET = [HOST:]PORT   an IP address, a host name, wsl, wsl@DISTRO (the WSL VM,
+                           found with wsl.exe) or host (the Windows host, from WSL);
+                           no HOST means wsl; no TARGET means wsl:PORT
 
     \b
     Examples:
-      wslnet forward 8080=198.18.5.20:8080
-      wslnet forward 0.0.0.0:2222=198.18.5.20:22 '[::1]:9000=localhost:9000'
+      wslnet forward 8080                      (Windows localhost:8080 -> WSL :8080)
+      wslnet forward 8080=3000 udp/5353=wsl@Debian:53
+      wslnet forward 0.0.0.0:2222=wsl:22 --allow 198.19.0.0/24
     """
+    import ipaddress
+
     from wslnet.forward.config import ForwardConfig
     from wslnet.forward.rules import parse_rule
     from wslnet.forward.run import run
 
+    for net in allow:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise click.BadParameter(
+                f"{net!r} is not a network such as 198.19.0.0/24", param_hint="--allow"
+            ) from None
     config = ForwardConfig(
-        rules=tuple(parse_rule(r) for r in rules),
+        rules=tuple(parse_rule(r, tuple(allow) or None) for r in rules),
+        allow_any=allow_any,
+        resolve_interval=resolve_interval,
+        udp_timeout=udp_timeout,
         connect_timeout=connect_timeout,
         idle_timeout=idle_timeout,
         max_conns=max_conns,

@@ -48,10 +48,34 @@ def run(argv: list[str], timeout: float = 2.0) -> str | None:
         return None
     if res.returncode != 0:
         return None
-    out = res.stdout
-    if out[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(out) > 1 and out[1:2] == b"\x00"):
-        return out.decode("utf-16", errors="replace")  # wsl.exe's own messages
-    return out.decode("utf-8", errors="replace")
+    return decode_wsl_output(res.stdout)
+
+
+def decode_wsl_output(data: bytes) -> str:
+    """wsl.exe's own messages are UTF-16LE (unless WSL_UTF8=1); a Linux command's are bytes."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(data) > 1 and data[1:2] == b"\x00"):
+        return data.decode("utf-16-le", errors="replace").lstrip("\ufeff")
+    return data.decode("utf-8", errors="replace")
+
+
+def wsl_exe(args: list[str], timeout: float = 10.0) -> tuple[int, str, str]:
+    """Runs wsl.exe: (exit code, stdout, stderr), decoded; exit 127 if there is no wsl.exe."""
+    exe = shutil.which("wsl.exe") or shutil.which("wsl")
+    if exe is None:
+        return 127, "", "wsl.exe not found (it exists on Windows, and inside WSL with interop)"
+    try:
+        res = subprocess.run(
+            [exe, *args],
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "WSL_UTF8": "1"},
+        )
+    except subprocess.TimeoutExpired:
+        return 124, "", f"wsl.exe gave no answer in {timeout:g} s (is the VM starting?)"
+    except OSError as exc:
+        return 126, "", f"cannot run wsl.exe: {exc.strerror or exc}"
+    return res.returncode, decode_wsl_output(res.stdout), decode_wsl_output(res.stderr)
 
 
 def kernel_release() -> str:

@@ -27,6 +27,10 @@ class ForwardConfig:
     verbosity: int = 0  # -1 quiet, 0 normal, 1+ debug
     engine: Engine = "auto"
     loop: LoopName = "auto"
+    allow_any: bool = False
+    resolve_interval: float = 30.0  # names, `wsl` and `host` are resolved again this often
+    udp_timeout: float = 60.0
+    udp_max_sessions: int = 1024
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -41,9 +45,8 @@ class ForwardConfig:
             raise UsageError("--max-conns must be at least 1")
         if self.drain < 0:
             raise UsageError("--drain must be 0 seconds or more")
-        for rule in self.rules:
-            if rule.proto != "tcp":
-                raise UsageError(f"rule {rule.text!r}: only TCP forwarding is available so far")
+        if self.resolve_interval <= 0 or self.udp_timeout <= 0 or self.udp_max_sessions < 1:
+            raise UsageError("--resolve-interval and --udp-timeout must be more than 0")
         if self.engine == "splice" and not SPLICE_AVAILABLE:
             raise UsageError("--engine splice needs Linux; use --engine protocol")
 

@@ -6,8 +6,9 @@ import asyncio
 import ipaddress
 import socket
 import time
+from collections.abc import Callable
 
-from wslnet.forward.rules import Endpoint
+from wslnet.forward.rules import HOST, WSL, Endpoint
 
 Address = tuple[socket.AddressFamily, tuple[str, int]]
 
@@ -17,10 +18,18 @@ class ResolveError(Exception):
 
 
 class Resolver:
-    def __init__(self, loop: asyncio.AbstractEventLoop, ttl: float = 30.0) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        ttl: float = 30.0,
+        on_change: Callable[[Endpoint, list[Address], list[Address]], None] | None = None,
+    ) -> None:
         self.loop = loop
-        self.ttl = ttl
+        self.ttl = ttl  # names (and the VM's address) are asked again this often
+        self.on_change = on_change
         self._cache: dict[Endpoint, tuple[float, list[Address]]] = {}
+        self._last: dict[Endpoint, list[Address]] = {}
+        self.resolved_at: dict[Endpoint, float] = {}
 
     def cached(self, target: Endpoint) -> list[Address] | None:
         """The addresses known without asking anyone: an IP literal, or a fresh cache entry."""
@@ -39,8 +48,16 @@ class Resolver:
     async def resolve(self, target: Endpoint) -> list[Address]:
         addrs = self.cached(target)
         if addrs is None:
-            addrs = await self._lookup(target)
+            if target.special:
+                addrs = await asyncio.to_thread(special_address, target)
+            else:
+                addrs = await self._lookup(target)
+            old = self._last.get(target)
+            self._last[target] = addrs
+            if old is not None and old != addrs and self.on_change is not None:
+                self.on_change(target, old, addrs)
             self._cache[target] = (time.monotonic() + self.ttl, addrs)
+            self.resolved_at[target] = time.time()
         return addrs
 
     def forget(self, target: Endpoint) -> None:
@@ -65,3 +82,38 @@ class Resolver:
         if not addrs:
             raise ResolveError(f"{target.host!r} has no IPv4 or IPv6 address")
         return addrs
+
+
+def special_address(target: Endpoint) -> list[Address]:
+    """`wsl`/`wsl@DISTRO`: the VM's eth0 address from wsl.exe; `host`: the Windows host."""
+    if target.host == HOST:
+        from wslnet.hostaddr import find_host
+        from wslnet.where import detect
+
+        found = find_host(detect())
+        if found.address is None:
+            raise ResolveError(f"no Windows host address: {found.why_none}")
+        return [(socket.AF_INET, (found.address, target.port))]
+    from wslnet import system
+    from wslnet.facts.ipaddr import parse_oneline
+
+    distro = target.host.split("@", 1)[1] if "@" in target.host else None
+    args = (["-d", distro] if distro else []) + [
+        "-e",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "dev",
+        "eth0",
+    ]
+    code, out, err = system.wsl_exe(args)
+    if code != 0:
+        said = " ".join((err or out).split()) or f"exit code {code}"
+        raise ResolveError(f"{WSL if distro is None else target.host}: {said}")
+    addrs, _ = parse_oneline(out)
+    found4 = [a.address for a in addrs if a.family == "inet"]
+    if not found4:
+        raise ResolveError(f"{target.host}: eth0 has no IPv4 address in the VM")
+    return [(socket.AF_INET, (found4[0], target.port))]

@@ -11,7 +11,14 @@ from wslnet.errors import UsageError
 
 Proto = Literal["tcp", "udp"]
 
-RULE_FORM = "[tcp/][HOST:]PORT=HOST:PORT, e.g. 8080=198.18.5.20:8080 or '[::1]:9000=localhost:9000'"
+RULE_FORM = (
+    "[tcp/|udp/][HOST:]PORT[=[HOST:]PORT], e.g. 8080, 8080=3000, 8080=198.18.5.20:8080 "
+    "or '[::1]:9000=localhost:9000'"
+)
+# No listen host: both loopback families, so `localhost` works whichever one a client tries.
+LOOPBACK = ""
+WSL = "wsl"  # the WSL VM's NAT address, found with wsl.exe
+HOST = "host"  # the Windows host as `wslnet ip host` finds it
 
 # RFC 1123 host names; also admits the special names `wsl`, `host` and `wsl@DISTRO`.
 _HOSTNAME = re.compile(
@@ -33,7 +40,23 @@ class Endpoint:
     port: int
 
     def __str__(self) -> str:
+        if self.host == LOOPBACK:
+            return f"localhost:{self.port}"
         return format_hostport(self.host, self.port)
+
+    @property
+    def special(self) -> bool:
+        """A target that names the VM or the host rather than an address."""
+        return self.host in (WSL, HOST) or self.host.startswith(WSL + "@")
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == LOOPBACK:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
 
 @dataclass(frozen=True)
@@ -42,9 +65,13 @@ class Rule:
     listen: Endpoint
     target: Endpoint
     text: str
+    allow: tuple[str, ...] | None = None  # networks that may connect; None: not said
 
     def __str__(self) -> str:
         return f"{self.proto}/{self.listen}={self.target}"
+
+    def listen_hosts(self) -> list[str]:
+        return ["127.0.0.1", "::1"] if self.listen.host == LOOPBACK else [self.listen.host]
 
 
 def format_hostport(host: str, port: int) -> str:
@@ -93,8 +120,10 @@ def _port(text: str, rule: str, what: str, allow_zero: bool) -> int:
     return port
 
 
-def parse_rule(text: str, default_listen_host: str = "127.0.0.1") -> Rule:
-    """Parses one rule. A listen port of 0 asks the system for a free port."""
+def parse_rule(text: str, allow: tuple[str, ...] | None = None) -> Rule:
+    """Parses one rule. A listen port of 0 asks the system for a free port.
+
+    `8080` forwards localhost:8080 to wsl:8080; `8080=3000` to wsl:3000."""
     rule = text.strip()
     if not rule:
         raise RuleError(text, "the rule is empty")
@@ -106,19 +135,28 @@ def parse_rule(text: str, default_listen_host: str = "127.0.0.1") -> Rule:
             raise RuleError(rule, f"unknown protocol {prefix!r} (tcp or udp)")
         proto = "tcp" if prefix.lower() == "tcp" else "udp"
     listen_text, _, target_text = body.partition("=")
+    target_text = target_text.strip()
     if not listen_text:
         raise RuleError(rule, "the listen port is missing")
     lhost, lport = _split_hostport(listen_text, rule, "listen address")
     if lhost is not None and not is_ip(lhost):
         raise RuleError(rule, f"listen host {lhost!r} must be an IP address such as 127.0.0.1")
-    listen = Endpoint(lhost or default_listen_host, _port(lport, rule, "listen", allow_zero=True))
+    listen = Endpoint(lhost or LOOPBACK, _port(lport, rule, "listen", allow_zero=True))
+    if "=" not in body:
+        if listen.port == 0:
+            raise RuleError(rule, "port 0 needs a target port (0=PORT)")
+        return Rule(proto, listen, Endpoint(WSL, listen.port), rule, allow)
     if not target_text:
-        raise RuleError(rule, "the target is missing (LISTEN=TARGET)")
+        raise RuleError(rule, "the target is missing after '='")
+    if target_text.isdigit():
+        return Rule(
+            proto, listen, Endpoint(WSL, _port(target_text, rule, "target", False)), rule, allow
+        )
 
     thost, tport = _split_hostport(target_text, rule, "target")
     if thost is None:
-        raise RuleError(rule, f"target {target_text!r} needs a host, as in 198.18.5.20:{tport}")
+        raise RuleError(rule, f"target {target_text!r} is neither PORT nor HOST:PORT")
     if not (is_ip(thost) or _HOSTNAME.match(thost) or _DISTRO_TARGET.match(thost)):
         raise RuleError(rule, f"target host {thost!r} is neither an IP address nor a host name")
     target = Endpoint(thost, _port(tport, rule, "target", allow_zero=False))
-    return Rule(proto=proto, listen=listen, target=target, text=rule)
+    return Rule(proto, listen, target, rule, allow)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import itertools
 import socket
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
-from wslnet.errors import ListenError
+from wslnet.errors import ListenError, UsageError
 from wslnet.forward.config import ForwardConfig
 from wslnet.forward.dial import CALLBACKS, Dialer, connect_reason, dial_async
 from wslnet.forward.log import EventLog
@@ -50,15 +52,42 @@ class Connection:
 
 
 @dataclass(eq=False)
-class RuleState:
-    index: int
-    rule: Rule
+class Listener:
+    rule: RuleState
     sock: socket.socket
     bound: str
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False)
+class RuleState:
+    id: int
+    rule: Rule
+    listeners: list[Listener] = field(default_factory=list)
+    allow: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None
     active: set[Connection] = field(default_factory=set)
     accepted: int = 0
     rejected: int = 0
-    task: asyncio.Task[None] | None = None
+    denied: int = 0
+    up: int = 0  # bytes of finished connections; active ones add their relay's counts
+    down: int = 0
+    ended: Counter[str] = field(default_factory=Counter)
+    closing: bool = False  # removed: no longer listening, connections draining
+
+    @property
+    def index(self) -> int:
+        return self.id
+
+    def allowed(self, addr: object) -> bool:
+        if self.allow is None or not isinstance(addr, tuple):
+            return True
+        try:
+            ip = ipaddress.ip_address(str(addr[0]).split("%")[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self.allow)
 
 
 def bind_listener(endpoint: Endpoint, backlog: int = 4096) -> socket.socket:
@@ -89,6 +118,27 @@ def bind_listener(endpoint: Endpoint, backlog: int = 4096) -> socket.socket:
     return sock
 
 
+def bind_rule(rule: Rule, log: EventLog) -> list[socket.socket]:
+    """The rule's listening sockets: one, or 127.0.0.1 and ::1 on the same port."""
+    hosts = rule.listen_hosts()
+    if len(hosts) == 1:
+        return [bind_listener(rule.listen)]
+    for _ in range(5):
+        first = bind_listener(Endpoint(hosts[0], rule.listen.port))
+        port = first.getsockname()[1]
+        try:
+            return [first, bind_listener(Endpoint(hosts[1], port))]
+        except ListenError as exc:
+            first.close()
+            if rule.listen.port == 0 and "in use" in exc.message:
+                continue  # the free v4 port is taken on v6: draw another
+            if "not available" in exc.message or "not supported" in exc.message:
+                log("warning", "no-ipv6", rule=rule.text, msg="::1 unavailable: IPv4 only")
+                return [bind_listener(Endpoint(hosts[0], port))]
+            raise
+    raise ListenError(f"cannot find a port free on both 127.0.0.1 and ::1 for {rule.text!r}")
+
+
 def _listen_cause(exc: OSError) -> str:
     if exc.errno in _LISTEN_ERRORS:
         return _LISTEN_ERRORS[exc.errno]
@@ -109,16 +159,26 @@ class Forwarder:
         self.engine = config.resolved_engine
         self.rules: list[RuleState] = []
         self._ids = itertools.count(1)
+        self._rule_ids = itertools.count(1)
         self._stopping = asyncio.Event()
         self._drained = asyncio.Event()
         self._forced = False
         self.loop = asyncio.get_running_loop()
-        self.resolver = Resolver(self.loop)
+        self.resolver = Resolver(self.loop, config.resolve_interval, self._target_moved)
         self.poller: Poller | None = None
         if self.engine == "splice" and sys.platform == "linux":
             from wslnet.forward.epoll import EdgePoller
 
             self.poller = EdgePoller(self.loop)
+
+    def _target_moved(self, target: Endpoint, old: list[Address], new: list[Address]) -> None:
+        self.log(
+            "info",
+            "target-moved",
+            target=target.host,
+            old=",".join(a[1][0] for a in old),
+            new=",".join(a[1][0] for a in new),
+        )
 
     @property
     def active(self) -> int:
@@ -128,64 +188,114 @@ class Forwarder:
     def open_listeners(self) -> None:
         """Binds every rule; on any failure closes what was opened and raises ListenError."""
         try:
-            for index, rule in enumerate(self.config.rules, 1):
-                sock = bind_listener(rule.listen)
-                self.rules.append(RuleState(index, rule, sock, _peer(sock.getsockname())))
+            for rule in self.config.rules:
+                self.add_rule(rule)
         except ListenError:
-            for rs in self.rules:
-                rs.sock.close()
+            for rs in list(self.rules):
+                self._stop_listening(rs)
             self.rules.clear()
             raise
-        for rs in self.rules:
+
+    def add_rule(self, rule: Rule) -> RuleState:
+        """Starts listening for one more rule (at start, on reload, from the API)."""
+        rs = RuleState(next(self._rule_ids), rule, allow=self._allow_list(rule))
+        for sock in bind_rule(rule, self.log):
+            rs.listeners.append(Listener(rs, sock, _peer(sock.getsockname())))
+        self.rules.append(rs)
+        for lst in rs.listeners:
             if CALLBACKS:
-                self.loop.add_reader(rs.sock.fileno(), self._on_acceptable, rs)
+                self.loop.add_reader(lst.sock.fileno(), self._on_acceptable, lst)
             else:
-                rs.task = self.loop.create_task(self._accept_task(rs))
+                lst.task = self.loop.create_task(self._accept_task(lst))
             self.log(
                 "info",
                 "listening",
-                rule=rs.index,
-                listen=rs.bound,
-                target=str(rs.rule.target),
+                rule=rs.id,
+                listen=lst.bound,
+                target=str(rule.target),
                 engine=self.engine,
             )
+        return rs
 
-    def _on_acceptable(self, rs: RuleState) -> None:
+    def remove_rule(self, rs: RuleState) -> None:
+        """Stops listening; open connections drain, then the rule is forgotten."""
+        rs.closing = True
+        self._stop_listening(rs)
+        self.log("info", "rule-removed", rule=rs.id, active=len(rs.active))
+        self._forget_if_drained(rs)
+
+    def _forget_if_drained(self, rs: RuleState) -> None:
+        if rs.closing and not rs.active and rs in self.rules:
+            self.rules.remove(rs)
+
+    def _stop_listening(self, rs: RuleState) -> None:
+        for lst in rs.listeners:
+            if lst.task is not None:
+                lst.task.cancel()
+            elif CALLBACKS and lst.sock.fileno() >= 0:
+                self.loop.remove_reader(lst.sock.fileno())
+            lst.sock.close()
+
+    def _allow_list(self, rule: Rule) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
+        if rule.allow is not None:
+            return [ipaddress.ip_network(a, strict=False) for a in rule.allow]
+        if rule.listen.loopback or self.config.allow_any:
+            if not rule.listen.loopback:
+                self.log(
+                    "warning",
+                    "allow-any",
+                    rule=rule.text,
+                    msg="anyone who can reach this address may connect",
+                )
+            return None
+        raise UsageError(
+            f"rule {rule.text!r} listens on {rule.listen.host}, beyond this machine: say who "
+            "may connect with --allow CIDR (or allow = [...] in the config file), "
+            "or --allow-any"
+        )
+
+    def _on_acceptable(self, lst: Listener) -> None:
         for _ in range(_ACCEPT_BATCH):
             try:
-                csock, addr = rs.sock.accept()
+                csock, addr = lst.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                self._accept_failed(rs, exc)
+                self._accept_failed(lst.rule, exc)
                 # Stop watching for a moment, or the loop would spin on the same error.
-                self.loop.remove_reader(rs.sock.fileno())
-                self.loop.call_later(0.1, self._resume_accepting, rs)
+                self.loop.remove_reader(lst.sock.fileno())
+                self.loop.call_later(0.1, self._resume_accepting, lst)
                 return
-            self._accepted(rs, csock, addr)
+            self._accepted(lst.rule, csock, addr)
 
-    def _resume_accepting(self, rs: RuleState) -> None:
-        if not self._stopping.is_set():
-            self.loop.add_reader(rs.sock.fileno(), self._on_acceptable, rs)
+    def _resume_accepting(self, lst: Listener) -> None:
+        if not self._stopping.is_set() and not lst.rule.closing:
+            self.loop.add_reader(lst.sock.fileno(), self._on_acceptable, lst)
 
-    async def _accept_task(self, rs: RuleState) -> None:
+    async def _accept_task(self, lst: Listener) -> None:
         while True:
             try:
-                csock, addr = await self.loop.sock_accept(rs.sock)
+                csock, addr = await self.loop.sock_accept(lst.sock)
             except OSError as exc:
-                self._accept_failed(rs, exc)
+                self._accept_failed(lst.rule, exc)
                 await asyncio.sleep(0.1)
                 continue
-            self._accepted(rs, csock, addr)
+            self._accepted(lst.rule, csock, addr)
 
     def _accept_failed(self, rs: RuleState, exc: OSError) -> None:
         cause = "out of file descriptors" if exc.errno in _FD_EXHAUSTED else exc.strerror
-        self.log("error", "accept-failed", rule=rs.index, msg=str(cause))
+        self.log("error", "accept-failed", rule=rs.id, msg=str(cause))
 
     # -- one connection ----------------------------------------------------------------
     def _accepted(self, rs: RuleState, csock: socket.socket, addr: object) -> None:
         csock.setblocking(False)
         rs.accepted += 1
+        if rs.allow is not None and not rs.allowed(addr):
+            rs.denied += 1
+            set_reset_on_close(csock)
+            csock.close()
+            self.log("warning", "denied", rule=rs.id, client=_peer(addr), reason="not-allowed")
+            return
         limit = self.config.max_conns
         if limit is not None and len(rs.active) >= limit:
             rs.rejected += 1
@@ -194,7 +304,7 @@ class Forwarder:
             self.log(
                 "warning",
                 "rejected",
-                rule=rs.index,
+                rule=rs.id,
                 client=_peer(addr),
                 reason="max-conns",
                 limit=limit,
@@ -275,11 +385,19 @@ class Forwarder:
         if conn not in rs.active:
             return
         rs.active.discard(conn)
-        if conn.relay is None:  # never relayed: the client socket is still ours
+        relay = conn.relay
+        if relay is None:  # never relayed: the client socket is still ours
             if reset:
                 set_reset_on_close(conn.csock)
             conn.csock.close()
+        else:
+            rs.up += relay.up
+            rs.down += relay.down
+        if reason != "closed":
+            rs.ended[reason.split(":")[0]] += 1
         self._log_end(conn, reason)
+        if rs.closing:
+            self._forget_if_drained(rs)
         if self._stopping.is_set() and not self.active:
             self._drained.set()
 
@@ -303,7 +421,7 @@ class Forwarder:
             level,
             "conn",
             id=conn.id,
-            rule=conn.rule.index,
+            rule=conn.rule.id,
             client=_peer(conn.client),
             target=_peer(conn.target),
             up=relay.up if relay else 0,
@@ -356,11 +474,7 @@ class Forwarder:
 
     async def shutdown(self) -> None:
         for rs in self.rules:
-            if rs.task is not None:
-                rs.task.cancel()
-            elif CALLBACKS:
-                self.loop.remove_reader(rs.sock.fileno())
-            rs.sock.close()
+            self._stop_listening(rs)
         if self.active:
             try:
                 await asyncio.wait_for(self._drained.wait(), self.config.drain)
