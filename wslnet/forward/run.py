@@ -77,7 +77,7 @@ def run(config: ForwardConfig) -> int:
 async def _main(config: ForwardConfig, log: EventLog, loop_name: str) -> int:
     asyncio.get_running_loop().set_exception_handler(_loop_error_logger(log))
     forwarder = Forwarder(config, log)
-    forwarder.open_listeners()
+    await forwarder.open_listeners()
     _install_signals(forwarder)
     log("info", "started", rules=len(forwarder.rules), engine=forwarder.engine, loop=loop_name)
     await forwarder.serve()

@@ -24,6 +24,7 @@ from wslnet.forward.relay import Poller, Relay, set_reset_on_close
 from wslnet.forward.relay_proto import ProtocolRelay
 from wslnet.forward.resolve import Address, ResolveError, Resolver
 from wslnet.forward.rules import Endpoint, Rule, format_hostport
+from wslnet.forward.udp import UdpRule
 
 _LISTEN_ERRORS = {
     errno.EADDRINUSE: "address already in use: another program listens there; "
@@ -73,6 +74,7 @@ class RuleState:
     down: int = 0
     ended: Counter[str] = field(default_factory=Counter)
     closing: bool = False  # removed: no longer listening, connections draining
+    udp: UdpRule | None = None
 
     @property
     def index(self) -> int:
@@ -90,12 +92,16 @@ class RuleState:
         return any(ip in net for net in self.allow)
 
 
-def bind_listener(endpoint: Endpoint, backlog: int = 4096) -> socket.socket:
+def bind_listener(
+    endpoint: Endpoint, kind: int = socket.SOCK_STREAM, backlog: int = 4096
+) -> socket.socket:
     """Opens a listening socket exactly on `endpoint`, or raises ListenError."""
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
     where = format_hostport(endpoint.host, endpoint.port)
+    if kind == socket.SOCK_DGRAM:
+        where = "udp/" + where
     try:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, kind)
     except OSError as exc:
         raise ListenError(f"cannot listen on {where}: {_listen_cause(exc)}") from None
     try:
@@ -106,11 +112,12 @@ def bind_listener(endpoint: Endpoint, backlog: int = 4096) -> socket.socket:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        if sys.platform != "win32":
+        if sys.platform != "win32" and kind == socket.SOCK_STREAM:
             # Accepted sockets inherit it on Linux and the BSDs: one setsockopt less each.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((endpoint.host, endpoint.port))
-        sock.listen(backlog)
+        if kind == socket.SOCK_STREAM:
+            sock.listen(backlog)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
@@ -120,21 +127,22 @@ def bind_listener(endpoint: Endpoint, backlog: int = 4096) -> socket.socket:
 
 def bind_rule(rule: Rule, log: EventLog) -> list[socket.socket]:
     """The rule's listening sockets: one, or 127.0.0.1 and ::1 on the same port."""
+    kind = socket.SOCK_DGRAM if rule.proto == "udp" else socket.SOCK_STREAM
     hosts = rule.listen_hosts()
     if len(hosts) == 1:
-        return [bind_listener(rule.listen)]
+        return [bind_listener(rule.listen, kind)]
     for _ in range(5):
-        first = bind_listener(Endpoint(hosts[0], rule.listen.port))
+        first = bind_listener(Endpoint(hosts[0], rule.listen.port), kind)
         port = first.getsockname()[1]
         try:
-            return [first, bind_listener(Endpoint(hosts[1], port))]
+            return [first, bind_listener(Endpoint(hosts[1], port), kind)]
         except ListenError as exc:
             first.close()
             if rule.listen.port == 0 and "in use" in exc.message:
                 continue  # the free v4 port is taken on v6: draw another
             if "not available" in exc.message or "not supported" in exc.message:
                 log("warning", "no-ipv6", rule=rule.text, msg="::1 unavailable: IPv4 only")
-                return [bind_listener(Endpoint(hosts[0], port))]
+                return [bind_listener(Endpoint(hosts[0], port), kind)]
             raise
     raise ListenError(f"cannot find a port free on both 127.0.0.1 and ::1 for {rule.text!r}")
 
@@ -185,23 +193,45 @@ class Forwarder:
         return sum(len(rs.active) for rs in self.rules)
 
     # -- listening ---------------------------------------------------------------------
-    def open_listeners(self) -> None:
+    async def open_listeners(self) -> None:
         """Binds every rule; on any failure closes what was opened and raises ListenError."""
         try:
             for rule in self.config.rules:
-                self.add_rule(rule)
+                await self.add_rule(rule)
         except ListenError:
             for rs in list(self.rules):
                 self._stop_listening(rs)
             self.rules.clear()
             raise
 
-    def add_rule(self, rule: Rule) -> RuleState:
+    async def add_rule(self, rule: Rule) -> RuleState:
         """Starts listening for one more rule (at start, on reload, from the API)."""
         rs = RuleState(next(self._rule_ids), rule, allow=self._allow_list(rule))
         for sock in bind_rule(rule, self.log):
             rs.listeners.append(Listener(rs, sock, _peer(sock.getsockname())))
         self.rules.append(rs)
+        if rule.proto == "udp":
+            rs.udp = UdpRule(
+                rule,
+                rs.id,
+                [lst.sock for lst in rs.listeners],
+                self.resolver,
+                self.log,
+                self.config.udp_timeout,
+                self.config.udp_max_sessions,
+                rs.allowed,
+            )
+            await rs.udp.start()
+            for lst in rs.listeners:
+                self.log(
+                    "info",
+                    "listening",
+                    rule=rs.id,
+                    listen="udp/" + lst.bound,
+                    target=str(rule.target),
+                    udp_timeout=self.config.udp_timeout,
+                )
+            return rs
         for lst in rs.listeners:
             if CALLBACKS:
                 self.loop.add_reader(lst.sock.fileno(), self._on_acceptable, lst)
@@ -229,6 +259,9 @@ class Forwarder:
             self.rules.remove(rs)
 
     def _stop_listening(self, rs: RuleState) -> None:
+        if rs.udp is not None:
+            rs.udp.close()  # datagrams have no stream to drain
+            return
         for lst in rs.listeners:
             if lst.task is not None:
                 lst.task.cancel()

@@ -1,0 +1,226 @@
+"""UDP forwarding: a session per client address, each with its own upstream socket.
+
+Replies travel back through the listening socket the client used; datagram boundaries
+are kept (one datagram in, one out, up to 65,507 bytes). A session ends when idle for
+`udp_timeout` seconds, or when the target answers ICMP "port unreachable". WSL's own
+relay never forwards UDP (shared wsl-networking.md section 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+from wslnet.forward.log import EventLog
+from wslnet.forward.resolve import Address, ResolveError, Resolver
+from wslnet.forward.rules import Rule, format_hostport
+
+_PENDING_LIMIT = 64  # datagrams held while a new session's socket is being set up
+
+
+def _peer(addr: tuple[str, int] | tuple[str, int, int, int]) -> str:
+    return format_hostport(str(addr[0]), int(addr[1]))
+
+
+class _Listen(asyncio.DatagramProtocol):
+    def __init__(self, owner: UdpRule) -> None:
+        self.owner = owner
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.owner.from_client(self.transport, data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # an ICMP error about a reply we sent to a client: nothing to do
+
+
+@dataclass(eq=False)
+class Session(asyncio.DatagramProtocol):
+    owner: UdpRule
+    client: tuple[str, int]
+    reply_via: asyncio.DatagramTransport
+    started: float = field(default_factory=time.monotonic)
+    last: float = field(default_factory=time.monotonic)
+    target: str = ""
+    transport: asyncio.DatagramTransport | None = None
+    pending: list[bytes] = field(default_factory=list)
+    up: int = 0
+    down: int = 0
+    datagrams_up: int = 0
+    datagrams_down: int = 0
+    ended: bool = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio's but have their methods.
+        mine = cast(asyncio.DatagramTransport, transport)
+        self.transport = mine
+        for data in self.pending:
+            mine.sendto(data)
+        self.pending.clear()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.last = time.monotonic()
+        self.down += len(data)
+        self.datagrams_down += 1
+        self.reply_via.sendto(data, self.client)
+
+    def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, ConnectionRefusedError):
+            self.owner.end(self, "target-unreachable (ICMP port unreachable)")
+
+    def send(self, data: bytes) -> None:
+        self.last = time.monotonic()
+        self.up += len(data)
+        self.datagrams_up += 1
+        if self.transport is not None:
+            self.transport.sendto(data)
+        elif len(self.pending) < _PENDING_LIMIT:
+            self.pending.append(data)
+
+
+class UdpRule:
+    """The UDP side of one rule: its listening sockets and its sessions."""
+
+    def __init__(
+        self,
+        rule: Rule,
+        rule_id: int,
+        socks: list[socket.socket],
+        resolver: Resolver,
+        log: EventLog,
+        timeout: float,
+        max_sessions: int,
+        allowed: Callable[[object], bool],
+    ) -> None:
+        self.rule = rule
+        self.id = rule_id
+        self.socks = socks
+        self.resolver = resolver
+        self.log = log
+        self.timeout = timeout
+        self.max_sessions = max_sessions
+        self.allowed = allowed
+        self.loop = asyncio.get_running_loop()
+        self.sessions: dict[tuple[str, int], Session] = {}
+        self.transports: list[asyncio.DatagramTransport] = []
+        self.total = 0
+        self.refused = 0
+        self.up = 0
+        self.down = 0
+        self.errors: dict[str, int] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for sock in self.socks:
+            transport, _ = await self.loop.create_datagram_endpoint(
+                lambda: _Listen(self), sock=sock
+            )
+            self.transports.append(transport)
+        self._sweeper = self.loop.create_task(self._sweep())
+
+    def from_client(
+        self, via: asyncio.DatagramTransport, data: bytes, addr: tuple[str, int]
+    ) -> None:
+        key = (str(addr[0]), int(addr[1]))
+        session = self.sessions.get(key)
+        if session is None:
+            if not self.allowed(addr):
+                self.refused += 1
+                self._count("not-allowed")
+                return
+            if len(self.sessions) >= self.max_sessions:
+                self.refused += 1
+                self._count("max-sessions")
+                if self.errors["max-sessions"] == 1 or self.errors["max-sessions"] % 1000 == 0:
+                    self.log(
+                        "warning",
+                        "udp-refused",
+                        rule=self.id,
+                        client=_peer(key),
+                        reason="max-sessions",
+                        limit=self.max_sessions,
+                    )
+                return
+            session = Session(self, key, via)
+            self.sessions[key] = session
+            self.total += 1
+            self.loop.create_task(self._open(session))
+        session.send(data)
+
+    async def _open(self, session: Session) -> None:
+        try:
+            addrs: list[Address] = await self.resolver.resolve(self.rule.target)
+        except ResolveError as exc:
+            self.end(session, f"connect-dns: {exc}")
+            return
+        family, sockaddr = addrs[0]
+        session.target = format_hostport(*sockaddr)
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sock.connect(sockaddr)  # connected: ICMP errors come back as ECONNREFUSED
+            await self.loop.create_datagram_endpoint(lambda: session, sock=sock)
+        except OSError as exc:
+            self.resolver.forget(self.rule.target)
+            self.end(session, f"connect-error: {exc.strerror or exc}")
+            return
+        if session.ended and session.transport is not None:
+            session.transport.close()
+
+    def end(self, session: Session, reason: str) -> None:
+        if session.ended:
+            return
+        session.ended = True
+        self.sessions.pop(session.client, None)
+        if session.transport is not None:
+            session.transport.close()
+        self.up += session.up
+        self.down += session.down
+        if reason != "idle-timeout":
+            self._count(reason.split(" ")[0].split(":")[0])
+        level = "info" if reason in ("idle-timeout", "shutdown") else "warning"
+        if self.log.enabled(level):
+            self.log(
+                level,
+                "udp-session",
+                rule=self.id,
+                client=_peer(session.client),
+                target=session.target or str(self.rule.target),
+                up=session.up,
+                down=session.down,
+                datagrams_up=session.datagrams_up,
+                datagrams_down=session.datagrams_down,
+                duration=round(time.monotonic() - session.started, 6),
+                reason=reason,
+            )
+
+    def _count(self, reason: str) -> None:
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+
+    async def _sweep(self) -> None:
+        step = min(1.0, self.timeout / 4)
+        while True:
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                if now - session.last >= self.timeout:
+                    self.end(session, "idle-timeout")
+
+    def stop_listening(self) -> None:
+        for transport in self.transports:
+            transport.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+
+    def close(self) -> None:
+        self.stop_listening()
+        for session in list(self.sessions.values()):
+            self.end(session, "shutdown")
