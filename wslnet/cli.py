@@ -52,6 +52,21 @@ def cli(debug: bool) -> None:
 )
 @click.option("--udp-timeout", type=float, default=60.0, help="Seconds an idle UDP session lives.")
 @click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML file with settings and [[forward]] tables (reloaded on change).",
+)
+@click.option(
+    "--api",
+    "api",
+    default=None,
+    metavar="[HOST:]PORT",
+    help="Serve the HTTP control API here (loopback unless --api-allow-remote).",
+)
+@click.option("--api-allow-remote", is_flag=True, help="Let --api listen beyond loopback.")
+@click.option(
     "--loop",
     "loop_name",
     type=click.Choice(["auto", "asyncio", "uvloop"]),
@@ -72,6 +87,9 @@ def forward(
     allow_any: bool,
     resolve_interval: float,
     udp_timeout: float,
+    config_path: str | None,
+    api: str | None,
+    api_allow_remote: bool,
     loop_name: str,
 ) -> None:
     """Forward TCP and UDP ports, between Windows and WSL or anywhere.
@@ -90,10 +108,18 @@ def forward(
       wslnet forward 0.0.0.0:2222=wsl:22 --allow 198.19.0.0/24
     """
     import ipaddress
+    from pathlib import Path
+
+    from click.core import ParameterSource
 
     from wslnet.forward.config import ForwardConfig
     from wslnet.forward.rules import parse_rule
     from wslnet.forward.run import run
+
+    ctx = click.get_current_context()
+    explicit = frozenset(
+        name for name in ctx.params if ctx.get_parameter_source(name) != ParameterSource.DEFAULT
+    )
 
     for net in allow:
         try:
@@ -107,6 +133,9 @@ def forward(
         allow_any=allow_any,
         resolve_interval=resolve_interval,
         udp_timeout=udp_timeout,
+        config_path=Path(config_path) if config_path else None,
+        api=_api_address(api, api_allow_remote) if api else None,
+        explicit=explicit,
         connect_timeout=connect_timeout,
         idle_timeout=idle_timeout,
         max_conns=max_conns,
@@ -117,6 +146,61 @@ def forward(
         loop="asyncio" if loop_name == "asyncio" else "uvloop" if loop_name == "uvloop" else "auto",
     )
     sys.exit(run(config))
+
+
+def _api_address(text: str, allow_remote: bool) -> tuple[str, int]:
+    from wslnet.errors import UsageError
+    from wslnet.forward.rules import RuleError, parse_rule
+
+    try:
+        ep = parse_rule(f"{text}=1").listen
+    except RuleError:
+        raise UsageError(f"--api {text!r}: expected [HOST:]PORT such as 7070") from None
+    host = ep.host or "127.0.0.1"
+    if not (ep.loopback or allow_remote):
+        raise UsageError(f"--api {text!r} is beyond loopback: add --api-allow-remote to mean it")
+    return host, ep.port
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="The raw status document.")
+@click.option("--api", "api", default=None, metavar="URL", help="Default: from the state file.")
+def status(as_json: bool, api: str | None) -> None:
+    """The status of a running `wslnet forward --api`."""
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+
+    from wslnet.errors import WslnetError
+
+    token = os.environ.get("WSLNET_API_TOKEN")
+    if api is None or token is None:
+        from wslnet.forward.api_client import find_api
+
+        found_url, found_token = find_api()
+        api, token = api or found_url, token or found_token
+    req = urllib.request.Request(
+        f"{api.rstrip('/')}/v1/status", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            doc = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise WslnetError(f"{api}: HTTP {exc.code} (wrong token?)") from None
+    except OSError as exc:
+        raise WslnetError(f"{api}: cannot reach the forwarder ({exc})") from None
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(f"wslnet forward, up {doc['uptime']:.0f} s, engine {doc['engine']}")
+    for r in doc["rules"]:
+        resolved = ",".join(r["resolved"]) or "-"
+        click.echo(
+            f"  #{r['id']} {r['proto']} {' '.join(r['listen'])} -> {r['target']} "
+            f"({resolved}) active {r['connections_active']} total "
+            f"{r['connections_total']} up {r['bytes_up']} down {r['bytes_down']}"
+        )
 
 
 @cli.command(context_settings={"show_default": True})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from wslnet.errors import UsageError
@@ -31,12 +32,11 @@ class ForwardConfig:
     resolve_interval: float = 30.0  # names, `wsl` and `host` are resolved again this often
     udp_timeout: float = 60.0
     udp_max_sessions: int = 1024
+    config_path: Path | None = None  # the TOML file; None: the default one if it exists
+    api: tuple[str, int] | None = None  # --api: where the control API listens
+    explicit: frozenset[str] = frozenset()  # options given on the command line
 
     def __post_init__(self) -> None:
-        if not self.rules:
-            raise UsageError(
-                "no rule given; expected at least one RULE such as 8080=198.18.5.20:8080"
-            )
         if self.connect_timeout <= 0:
             raise UsageError("--connect-timeout must be more than 0 seconds")
         if self.idle_timeout is not None and self.idle_timeout <= 0:

@@ -60,6 +60,10 @@ class Resolver:
             self.resolved_at[target] = time.time()
         return addrs
 
+    def peek(self, target: Endpoint) -> list[Address] | None:
+        """The last addresses found for a target, fresh or not (for status)."""
+        return self._last.get(target)
+
     def forget(self, target: Endpoint) -> None:
         """Drops a cached name after a failed connect, so the next one asks again."""
         hit = self._cache.get(target)

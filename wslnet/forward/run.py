@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from wslnet.errors import UsageError
 from wslnet.forward.config import ForwardConfig, LoopName
+from wslnet.forward.configfile import FileConfig, default_path, load
 from wslnet.forward.log import EventLog
 from wslnet.forward.server import Forwarder
 
@@ -67,25 +71,89 @@ def run_loop(
             loop.close()
 
 
+def with_file(config: ForwardConfig) -> tuple[ForwardConfig, FileConfig | None]:
+    """Reads the config file (--config, or the default one if it exists); command-line
+    options win over its settings."""
+    path = config.config_path
+    if path is None:
+        default = default_path()
+        path = default if default.is_file() else None
+    if path is None:
+        return config, None
+    conf = load(path)
+    given = {k: v for k, v in conf.settings.items() if k not in config.explicit}
+    return dataclasses.replace(config, config_path=path, **given), conf
+
+
 def run(config: ForwardConfig) -> int:
+    config, conf = with_file(config)
+    if not config.rules and (conf is None or not conf.rules) and config.api is None:
+        raise UsageError(
+            "no rule given: name one (such as 8080 or 8080=198.18.5.20:8080), "
+            f"or write [[forward]] tables in {config.config_path or default_path()}"
+        )
     raise_fd_limit()
     loop_name, factory = loop_factory(config.loop)
     log = EventLog(config.log_format, config.verbosity)
-    return run_loop(factory, _main(config, log, loop_name))
+    return run_loop(factory, _main(config, conf, log, loop_name))
 
 
-async def _main(config: ForwardConfig, log: EventLog, loop_name: str) -> int:
-    asyncio.get_running_loop().set_exception_handler(_loop_error_logger(log))
+async def _main(
+    config: ForwardConfig, conf: FileConfig | None, log: EventLog, loop_name: str
+) -> int:
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_error_logger(log))
     forwarder = Forwarder(config, log)
-    await forwarder.open_listeners()
+    forwarder.config_path = config.config_path
+    await forwarder.open_listeners(conf.rules if conf else None)
+    api = None
+    if config.api is not None:
+        from wslnet.forward.api import ControlApi
+
+        api = ControlApi(forwarder, *config.api, os.environ.get("WSLNET_API_TOKEN"))
+        try:
+            await api.start()
+        except BaseException:
+            await forwarder.shutdown()
+            raise
     _install_signals(forwarder)
+    watcher = None
+    if config.config_path is not None:
+        watcher = loop.create_task(_watch(forwarder, config.config_path))
     log("info", "started", rules=len(forwarder.rules), engine=forwarder.engine, loop=loop_name)
-    await forwarder.serve()
+    try:
+        await forwarder.serve()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        if api is not None:
+            await api.stop()
     return 0
+
+
+async def _watch(forwarder: Forwarder, path: Path, every: float = 1.0) -> None:
+    """Reloads when the file changes (its mtime or size)."""
+
+    def stamp() -> tuple[float, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_mtime, st.st_size
+
+    last = stamp()
+    while True:
+        await asyncio.sleep(every)
+        now = stamp()
+        if now != last and now is not None:
+            last = now
+            await forwarder.reload_config()
 
 
 def _install_signals(forwarder: Forwarder) -> None:
     loop = asyncio.get_running_loop()
+    if sys.platform != "win32":
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(forwarder.reload_config()))
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, forwarder.request_stop)

@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from wslnet.errors import ListenError, UsageError
 from wslnet.forward.config import ForwardConfig
@@ -75,6 +76,7 @@ class RuleState:
     ended: Counter[str] = field(default_factory=Counter)
     closing: bool = False  # removed: no longer listening, connections draining
     udp: UdpRule | None = None
+    origin: str = "cli"  # cli, config, api or auto: a reload replaces only "config" rules
 
     @property
     def index(self) -> int:
@@ -166,6 +168,8 @@ class Forwarder:
         self.log = log
         self.engine = config.resolved_engine
         self.rules: list[RuleState] = []
+        self.started_at = time.time()
+        self.config_path: Path | None = None
         self._ids = itertools.count(1)
         self._rule_ids = itertools.count(1)
         self._stopping = asyncio.Event()
@@ -193,20 +197,22 @@ class Forwarder:
         return sum(len(rs.active) for rs in self.rules)
 
     # -- listening ---------------------------------------------------------------------
-    async def open_listeners(self) -> None:
+    async def open_listeners(self, file_rules: list[Rule] | None = None) -> None:
         """Binds every rule; on any failure closes what was opened and raises ListenError."""
         try:
             for rule in self.config.rules:
                 await self.add_rule(rule)
+            for rule in file_rules or []:
+                await self.add_rule(rule, "config")
         except ListenError:
             for rs in list(self.rules):
                 self._stop_listening(rs)
             self.rules.clear()
             raise
 
-    async def add_rule(self, rule: Rule) -> RuleState:
+    async def add_rule(self, rule: Rule, origin: str = "cli") -> RuleState:
         """Starts listening for one more rule (at start, on reload, from the API)."""
-        rs = RuleState(next(self._rule_ids), rule, allow=self._allow_list(rule))
+        rs = RuleState(next(self._rule_ids), rule, allow=self._allow_list(rule), origin=origin)
         for sock in bind_rule(rule, self.log):
             rs.listeners.append(Listener(rs, sock, _peer(sock.getsockname())))
         self.rules.append(rs)
@@ -246,6 +252,39 @@ class Forwarder:
                 engine=self.engine,
             )
         return rs
+
+    async def apply(self, rules: list[Rule], origin: str) -> None:
+        """Makes the rules of `origin` these: removed ones stop listening (their connections
+        drain), new ones start, changed ones restart. A rule that cannot start is logged."""
+        current = {rs.rule: rs for rs in self.rules if rs.origin == origin and not rs.closing}
+        for rule, rs in current.items():
+            if rule not in rules:
+                self.remove_rule(rs)
+        for rule in rules:
+            if rule in current:
+                continue
+            try:
+                await self.add_rule(rule, origin)
+            except (ListenError, UsageError) as exc:
+                self.log("error", "rule-failed", rule=rule.text, msg=exc.message)
+
+    async def reload_config(self) -> tuple[bool, str]:
+        """Reads the config file again; an invalid one changes nothing."""
+        if self.config_path is None:
+            return False, "no config file in use (--config)"
+        from wslnet.forward.configfile import load
+
+        try:
+            conf = load(self.config_path)
+            for rule in conf.rules:
+                self._allow_list(rule)  # a rule beyond loopback must say who may connect
+        except UsageError as exc:
+            self.log("error", "reload-rejected", msg=exc.message)
+            return False, exc.message
+        await self.apply(conf.rules, "config")
+        n = sum(1 for rs in self.rules if rs.origin == "config" and not rs.closing)
+        self.log("info", "reloaded", config=str(self.config_path), rules=n)
+        return True, f"{n} rules from {self.config_path}"
 
     def remove_rule(self, rs: RuleState) -> None:
         """Stops listening; open connections drain, then the rule is forgotten."""

@@ -1,0 +1,153 @@
+"""The HTTP control API (aiohttp, imported only when --api is given).
+
+Every request needs `Authorization: Bearer TOKEN`. The token comes from WSLNET_API_TOKEN
+or is generated at start and written to a file only the user can read; a small state
+file next to it tells `wslnet status` where the API listens.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from wslnet.errors import UsageError
+from wslnet.forward import status as st
+from wslnet.forward.api_client import state_dir
+from wslnet.forward.rules import RuleError, format_hostport, parse_rule
+from wslnet.forward.server import Forwarder
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes a file only its owner can read (0600 where modes exist)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class ControlApi:
+    def __init__(self, fwd: Forwarder, host: str, port: int, token: str | None) -> None:
+        self.fwd = fwd
+        self.host, self.port = host, port
+        self.token = token or secrets.token_urlsafe(32)
+        self.generated = token is None
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._auth])
+        app.add_routes(
+            [
+                web.get("/healthz", self.healthz),
+                web.get("/v1/status", self.status),
+                web.get("/v1/connections", self.connections),
+                web.post("/v1/forwards", self.add_forward),
+                web.delete("/v1/forwards/{id}", self.delete_forward),
+                web.post("/v1/reload", self.reload),
+                web.get("/metrics", self.metrics),
+            ]
+        )
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.runner.cleanup()
+            where = format_hostport(self.host, self.port)
+            raise UsageError(f"--api: cannot listen on {where}: {exc.strerror or exc}") from None
+        port = self.port
+        for addr in self.runner.addresses:  # the real port when 0 was asked for
+            port = int(addr[1])
+        self.url = f"http://{format_hostport(self.host, port)}"
+        folder = state_dir()
+        token_file = folder / "api-token"
+        if self.generated:
+            write_private(token_file, self.token + "\n")
+        write_private(
+            folder / "api.json",
+            json.dumps(
+                {
+                    "url": self.url,
+                    "token_file": str(token_file) if self.generated else None,
+                    "pid": os.getpid(),
+                }
+            ),
+        )
+        self.fwd.log(
+            "info",
+            "api",
+            url=self.url,
+            token_file=str(token_file) if self.generated else "WSLNET_API_TOKEN",
+        )
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            return web.json_response(
+                {"error": "a bearer token is required (see the api-token file)"},
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(st.status(self.fwd))
+
+    async def connections(self, request: web.Request) -> web.Response:
+        return web.json_response(st.connections(self.fwd))
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=st.metrics(self.fwd), content_type="text/plain", charset="utf-8")
+
+    async def add_forward(self, request: web.Request) -> web.Response:
+        text = await request.text()
+        try:
+            if request.content_type == "application/json":
+                body = json.loads(text)
+                if "rule" in body:
+                    text = str(body["rule"])
+                else:
+                    proto = body.get("proto", "tcp")
+                    text = f"{proto}/{body['listen']}" + (
+                        f"={body['target']}" if "target" in body else ""
+                    )
+                allow = body.get("allow")
+            else:
+                allow = None
+            rule = parse_rule(text.strip(), tuple(allow) if allow else None)
+            rs = await self.fwd.add_rule(rule, "api")
+        except (RuleError, UsageError) as exc:
+            return web.json_response({"error": exc.message}, status=400)
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": f"bad request body: {exc}"}, status=400)
+        return web.json_response(st.rule_status(self.fwd, rs), status=201)
+
+    async def delete_forward(self, request: web.Request) -> web.Response:
+        wanted = request.match_info["id"]
+        for rs in self.fwd.rules:
+            if str(rs.id) == wanted and not rs.closing:
+                self.fwd.remove_rule(rs)
+                return web.json_response({"removed": rs.id, "draining": len(rs.active)})
+        return web.json_response({"error": f"no forward {wanted}"}, status=404)
+
+    async def reload(self, request: web.Request) -> web.Response:
+        ok, message = await self.fwd.reload_config()
+        return web.json_response({"reloaded": ok, "message": message}, status=200 if ok else 400)

@@ -1,0 +1,127 @@
+"""The forwarder's TOML file: global settings and [[forward]] tables like the rule grammar.
+
+    connect_timeout = 5          # and idle_timeout, max_conns, drain, udp_timeout,
+    allow_any = false            # udp_max_sessions, resolve_interval
+    [[forward]]
+    listen = "8080"              # [HOST:]PORT, as on the command line
+    target = "wsl:8080"          # [HOST:]PORT; no HOST means wsl
+    proto = "tcp"                # or "udp"
+    allow = ["198.19.0.0/24"]    # who may connect, for listen hosts beyond loopback
+
+Errors name the file, the table and the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wslnet.errors import UsageError
+from wslnet.forward.rules import Rule, RuleError, parse_rule
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+SETTINGS: dict[str, type | tuple[type, ...]] = {
+    "connect_timeout": (int, float),
+    "idle_timeout": (int, float),
+    "max_conns": int,
+    "drain": (int, float),
+    "udp_timeout": (int, float),
+    "udp_max_sessions": int,
+    "resolve_interval": (int, float),
+    "allow_any": bool,
+}
+RULE_FIELDS = {"listen", "target", "proto", "allow"}
+
+
+@dataclass
+class FileConfig:
+    path: Path
+    settings: dict[str, Any] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+
+
+def default_path() -> Path:
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "wslnet" / "forward.toml"
+
+
+def load(path: Path) -> FileConfig:
+    name = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{name}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{name}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{name}: not valid TOML: {exc}") from None
+    return parse(data, path)
+
+
+def parse(data: dict[str, Any], path: Path) -> FileConfig:
+    name = str(path)
+    conf = FileConfig(path)
+    for key, value in data.items():
+        if key == "forward":
+            continue
+        if key not in SETTINGS:
+            known = ", ".join(sorted(SETTINGS))
+            raise UsageError(f"{name}: unknown setting {key!r} (known: {known}, [[forward]])")
+        want = SETTINGS[key]
+        if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
+            raise UsageError(f"{name}: setting {key!r} has the wrong type ({value!r})")
+        conf.settings[key] = value
+    tables = data.get("forward", [])
+    if not isinstance(tables, list):
+        raise UsageError(f"{name}: 'forward' must be tables: write [[forward]], not [forward]")
+    for number, table in enumerate(tables, 1):
+        where = f"{name}: [[forward]] #{number}"
+        if not isinstance(table, dict):
+            raise UsageError(f"{where}: not a table")
+        conf.rules.append(_rule(table, where))
+    return conf
+
+
+def _rule(table: dict[str, Any], where: str) -> Rule:
+    unknown = set(table) - RULE_FIELDS
+    if unknown:
+        raise UsageError(
+            f"{where}: unknown field {sorted(unknown)[0]!r} "
+            f"(fields: {', '.join(sorted(RULE_FIELDS))})"
+        )
+    for key in ("listen", "target", "proto"):
+        if key in table and not isinstance(table[key], (str, int)):
+            raise UsageError(f"{where}: field {key!r} must be a string")
+    if "listen" not in table:
+        raise UsageError(f"{where}: field 'listen' is missing ([HOST:]PORT)")
+    proto = str(table.get("proto", "tcp")).lower()
+    if proto not in ("tcp", "udp"):
+        raise UsageError(f"{where}: field 'proto': {proto!r} is neither tcp nor udp")
+    allow = table.get("allow")
+    if allow is not None:
+        if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+            raise UsageError(f"{where}: field 'allow' must be a list of networks")
+        for net in allow:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise UsageError(f"{where}: field 'allow': {net!r} is not a network") from None
+    text = f"{proto}/{table['listen']}"
+    if "target" in table:
+        text += f"={table['target']}"
+    try:
+        return parse_rule(text, tuple(allow) if allow is not None else None)
+    except RuleError as exc:
+        field_name = "listen" if "listen" in exc.why else "target"
+        raise UsageError(f"{where}: field {field_name!r}: {exc.why}") from None
