@@ -67,6 +67,15 @@ def cli(debug: bool) -> None:
 )
 @click.option("--api-allow-remote", is_flag=True, help="Let --api listen beyond loopback.")
 @click.option(
+    "--auto",
+    is_flag=True,
+    help="Watch WSL's listeners; forward UDP and eth0-bound TCP ones (via wsl.exe).",
+)
+@click.option("--include", default="", metavar="PORTS", help="--auto: only these (3000-9999,22).")
+@click.option("--exclude", default="", metavar="PORTS", help="--auto: never these.")
+@click.option("--lan", is_flag=True, help="--auto: listen on 0.0.0.0, for the LAN (needs --allow).")
+@click.option("--distro", default=None, help="--auto: the WSL distribution to watch.")
+@click.option(
     "--loop",
     "loop_name",
     type=click.Choice(["auto", "asyncio", "uvloop"]),
@@ -90,6 +99,11 @@ def forward(
     config_path: str | None,
     api: str | None,
     api_allow_remote: bool,
+    auto: bool,
+    include: str,
+    exclude: str,
+    lan: bool,
+    distro: str | None,
     loop_name: str,
 ) -> None:
     """Forward TCP and UDP ports, between Windows and WSL or anywhere.
@@ -136,6 +150,12 @@ def forward(
         config_path=Path(config_path) if config_path else None,
         api=_api_address(api, api_allow_remote) if api else None,
         explicit=explicit,
+        auto=auto,
+        include=include,
+        exclude=exclude,
+        lan=lan,
+        distro=distro,
+        allow=tuple(allow) or None,
         connect_timeout=connect_timeout,
         idle_timeout=idle_timeout,
         max_conns=max_conns,

@@ -35,6 +35,12 @@ class ForwardConfig:
     config_path: Path | None = None  # the TOML file; None: the default one if it exists
     api: tuple[str, int] | None = None  # --api: where the control API listens
     explicit: frozenset[str] = frozenset()  # options given on the command line
+    auto: bool = False  # --auto: forward what WSL's relay does not, as listeners come and go
+    include: str = ""
+    exclude: str = ""
+    lan: bool = False
+    distro: str | None = None
+    allow: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.connect_timeout <= 0:

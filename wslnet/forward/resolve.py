@@ -30,12 +30,25 @@ class Resolver:
         self._cache: dict[Endpoint, tuple[float, list[Address]]] = {}
         self._last: dict[Endpoint, list[Address]] = {}
         self.resolved_at: dict[Endpoint, float] = {}
+        self._inflight: dict[Endpoint, asyncio.Future[list[Address]]] = {}
+
+    @staticmethod
+    def _key(target: Endpoint) -> Endpoint:
+        # One lookup per name, whatever the port: `wsl` costs a wsl.exe run.
+        return Endpoint(target.host, 0)
+
+    @staticmethod
+    def _with_port(addrs: list[Address], port: int) -> list[Address]:
+        return [(family, (sockaddr[0], port)) for family, sockaddr in addrs]
 
     def cached(self, target: Endpoint) -> list[Address] | None:
         """The addresses known without asking anyone: an IP literal, or a fresh cache entry."""
         hit = self._cache.get(target)
-        if hit is not None and (hit[0] < 0 or hit[0] > time.monotonic()):
+        if hit is not None and hit[0] < 0:
             return hit[1]
+        hit = self._cache.get(self._key(target))
+        if hit is not None and hit[0] > time.monotonic():
+            return self._with_port(hit[1], target.port)
         try:
             ip = ipaddress.ip_address(target.host)
         except ValueError:
@@ -47,28 +60,39 @@ class Resolver:
 
     async def resolve(self, target: Endpoint) -> list[Address]:
         addrs = self.cached(target)
-        if addrs is None:
-            if target.special:
-                addrs = await asyncio.to_thread(special_address, target)
-            else:
-                addrs = await self._lookup(target)
-            old = self._last.get(target)
-            self._last[target] = addrs
-            if old is not None and old != addrs and self.on_change is not None:
-                self.on_change(target, old, addrs)
-            self._cache[target] = (time.monotonic() + self.ttl, addrs)
-            self.resolved_at[target] = time.time()
-        return addrs
+        if addrs is not None:
+            return addrs
+        key = self._key(target)
+        pending = self._inflight.get(key)
+        if pending is not None:  # one lookup at a time per name: wsl.exe is slow
+            return self._with_port(await asyncio.shield(pending), target.port)
+        lookup = asyncio.ensure_future(
+            asyncio.to_thread(special_address, key) if target.special else self._lookup(key)
+        )
+        self._inflight[key] = lookup
+        try:
+            addrs = await asyncio.shield(lookup)
+        finally:
+            self._inflight.pop(key, None)
+        old = self._last.get(key)
+        self._last[key] = addrs
+        if old is not None and old != addrs and self.on_change is not None:
+            self.on_change(target, old, addrs)
+        self._cache[key] = (time.monotonic() + self.ttl, addrs)
+        self.resolved_at[key] = time.time()
+        return self._with_port(addrs, target.port)
 
     def peek(self, target: Endpoint) -> list[Address] | None:
         """The last addresses found for a target, fresh or not (for status)."""
-        return self._last.get(target)
+        found = self._last.get(self._key(target))
+        return self._with_port(found, target.port) if found is not None else None
+
+    def when(self, target: Endpoint) -> float | None:
+        return self.resolved_at.get(self._key(target))
 
     def forget(self, target: Endpoint) -> None:
         """Drops a cached name after a failed connect, so the next one asks again."""
-        hit = self._cache.get(target)
-        if hit is not None and hit[0] >= 0:
-            del self._cache[target]
+        self._cache.pop(self._key(target), None)
 
     async def _lookup(self, target: Endpoint) -> list[Address]:
         try:

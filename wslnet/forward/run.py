@@ -87,7 +87,18 @@ def with_file(config: ForwardConfig) -> tuple[ForwardConfig, FileConfig | None]:
 
 def run(config: ForwardConfig) -> int:
     config, conf = with_file(config)
-    if not config.rules and (conf is None or not conf.rules) and config.api is None:
+    if config.auto:
+        from wslnet.forward.auto import parse_ports
+
+        parse_ports(config.include, "--include")
+        parse_ports(config.exclude, "--exclude")
+        if config.lan and config.allow is None and not config.allow_any:
+            raise UsageError(
+                "--auto --lan exposes ports to the LAN: say who may connect "
+                "with --allow CIDR, or --allow-any"
+            )
+    nothing = not config.rules and (conf is None or not conf.rules)
+    if nothing and config.api is None and not config.auto:
         raise UsageError(
             "no rule given: name one (such as 8080 or 8080=198.18.5.20:8080), "
             f"or write [[forward]] tables in {config.config_path or default_path()}"
@@ -120,12 +131,29 @@ async def _main(
     watcher = None
     if config.config_path is not None:
         watcher = loop.create_task(_watch(forwarder, config.config_path))
+    auto = None
+    if config.auto:
+        from wslnet.forward.auto import AutoForward, parse_ports
+
+        auto = AutoForward(
+            forwarder,
+            log,
+            config.distro,
+            parse_ports(config.include, ""),
+            parse_ports(config.exclude, ""),
+            config.lan,
+            config.allow,
+        )
+        auto_task = loop.create_task(auto.run())
     log("info", "started", rules=len(forwarder.rules), engine=forwarder.engine, loop=loop_name)
     try:
         await forwarder.serve()
     finally:
         if watcher is not None:
             watcher.cancel()
+        if auto is not None:
+            auto_task.cancel()
+            auto.stop()
         if api is not None:
             await api.stop()
     return 0

@@ -25,7 +25,7 @@ from wslnet.forward.relay import Poller, Relay, set_reset_on_close
 from wslnet.forward.relay_proto import ProtocolRelay
 from wslnet.forward.resolve import Address, ResolveError, Resolver
 from wslnet.forward.rules import Endpoint, Rule, format_hostport
-from wslnet.forward.udp import UdpRule
+from wslnet.forward.udp import UdpRule, big_buffers
 
 _LISTEN_ERRORS = {
     errno.EADDRINUSE: "address already in use: another program listens there; "
@@ -120,6 +120,8 @@ def bind_listener(
         sock.bind((endpoint.host, endpoint.port))
         if kind == socket.SOCK_STREAM:
             sock.listen(backlog)
+        else:
+            big_buffers(sock)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()

@@ -10,8 +10,8 @@ from wslnet.forward.server import Forwarder, RuleState, _peer
 
 def rule_status(fwd: Forwarder, rs: RuleState) -> dict[str, Any]:
     target = rs.rule.target
-    resolved = fwd.resolver.cached(target) if not target.special else fwd.resolver.peek(target)
-    at = fwd.resolver.resolved_at.get(target)
+    resolved = fwd.resolver.cached(target) or fwd.resolver.peek(target)
+    at = fwd.resolver.when(target)
     up, down = rs.up, rs.down
     for conn in rs.active:
         if conn.relay is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,24 @@ from typing import cast
 from wslnet.forward.log import EventLog
 from wslnet.forward.resolve import Address, ResolveError, Resolver
 from wslnet.forward.rules import Rule, format_hostport
+
+UDP_BUFFER = 4 << 20
+
+
+def big_buffers(sock: socket.socket) -> None:
+    """A burst of datagrams from many clients must not overflow the default ~200 KiB
+    buffer while the loop is busy: ask for more (root may exceed rmem_max)."""
+    for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):  # SO_*BUFFORCE
+        try:
+            sock.setsockopt(
+                socket.SOL_SOCKET, force if sys.platform == "linux" else opt, UDP_BUFFER
+            )
+        except OSError:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, UDP_BUFFER)
+            except OSError:
+                pass
+
 
 _PENDING_LIMIT = 64  # datagrams held while a new session's socket is being set up
 
@@ -165,6 +184,7 @@ class UdpRule:
         session.target = format_hostport(*sockaddr)
         try:
             sock = socket.socket(family, socket.SOCK_DGRAM)
+            big_buffers(sock)
             sock.setblocking(False)
             sock.connect(sockaddr)  # connected: ICMP errors come back as ECONNREFUSED
             await self.loop.create_datagram_endpoint(lambda: session, sock=sock)

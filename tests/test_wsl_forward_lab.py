@@ -1,0 +1,290 @@
+"""The WSL forwarder in the lab: `wsl` targets through a fake wsl.exe that answers from
+the `wsl` namespace, a VM that changes address, UDP, auto-forward, config reload, access
+control and the control API."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ServerThread, echo, forwarder, listening_socket
+from tests.lab import LAN_IP, WIN_LAN_IP, WSL_IP, Lab
+
+FAKE_WSL = r"""#!/bin/sh
+# wsl.exe as the tests need it: runs the Linux command in the lab's WSL namespace.
+distro=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -d|--distribution) distro="$2"; shift 2 ;;
+    -e|--exec) shift; break ;;
+    *) shift ;;
+  esac
+done
+if [ -n "$distro" ] && [ "$distro" != "Ubuntu" ]; then
+  cat "$(dirname "$0")/no-distro.txt"  # wsl.exe's own messages are UTF-16LE
+  exit 255
+fi
+exec ip netns exec @WSLNS@ "$@"
+"""
+
+
+@pytest.fixture(scope="module")
+def fake_wsl(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("fakebin")
+    message = "There is no distribution with the supplied name.\r\n"
+    (folder / "no-distro.txt").write_bytes(message.encode("utf-16-le"))
+    exe = folder / "wsl.exe"
+    exe.write_text(FAKE_WSL.replace("@WSLNS@", lab.wsl))
+    exe.chmod(0o755)
+    return {"PATH": f"{folder}:{os.environ['PATH']}", "XDG_RUNTIME_DIR": str(folder)}
+
+
+def wsl_server(lab: Lab, servers: ServerThread, host: str = "0.0.0.0") -> int:
+    with lab.inside(lab.wsl):
+        sock = listening_socket(host)
+    return servers.serve(echo, sock)
+
+
+def ping(lab: Lab, ns: str, host: str, port: int, family: int = socket.AF_INET) -> bytes:
+    sock = lab.socket(ns, family)
+    sock.settimeout(5)
+    try:
+        sock.connect((host, port))
+        sock.sendall(b"ping")
+        return sock.recv(4)
+    finally:
+        sock.close()
+
+
+def test_both_loopback_families_reach_the_vm_through_wsl_exe(
+    lab: Lab, servers: ServerThread, fake_wsl: dict[str, str]
+) -> None:
+    port = wsl_server(lab, servers)
+    with forwarder(f"0={port}", prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
+        assert ping(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
+        assert ping(lab, lab.win, "::1", fwd.port, socket.AF_INET6) == b"ping"
+        ends = fwd.wait_event("conn", count=2)
+        assert {e["target"] for e in ends} == {f"{WSL_IP}:{port}"}
+
+
+def readdress(lab: Lab, address: str) -> None:
+    """What a VM restart does to WSL: eth0 gets another address."""
+    lab.sh(
+        lab.wsl,
+        f"ip addr flush dev eth0 && ip addr add {address}/20 dev eth0"
+        " && ip route replace default via 198.18.0.1",
+    )
+
+
+def test_new_connections_follow_the_vm_to_its_new_address(
+    lab: Lab, servers: ServerThread, fake_wsl: dict[str, str]
+) -> None:
+    port = wsl_server(lab, servers)
+    moved = "198.18.5.21"
+    args = (f"0={port}", "--resolve-interval", "0.5", "--connect-timeout", "1")
+    with forwarder(*args, prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
+        assert ping(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
+        readdress(lab, moved)
+        try:
+            time.sleep(1.0)
+            assert ping(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
+            ends = fwd.wait_event("conn", count=2)
+            assert ends[1]["target"] == f"{moved}:{port}"
+            move = fwd.wait_event("target-moved")[0]
+            assert (move["old"], move["new"]) == (WSL_IP, moved)
+        finally:
+            readdress(lab, WSL_IP)
+
+
+def test_an_unknown_distro_is_a_clear_connect_error(lab: Lab, fake_wsl: dict[str, str]) -> None:
+    with forwarder("0=wsl@NoSuch:80", prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
+        client = lab.socket(lab.win)
+        client.settimeout(5)
+        client.connect(("127.0.0.1", fwd.port))
+        try:
+            assert client.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        client.close()
+        end = fwd.wait_event("conn")[0]
+        assert end["reason"] == (
+            "connect-dns: wsl@NoSuch: There is no distribution with the supplied name."
+        )
+
+
+def payload(client: int, seq: int) -> bytes:
+    return b"%d:%d:" % (client, seq) + b"x" * (client * 100)
+
+
+def test_udp_echo_with_50_interleaved_clients(lab: Lab, fake_wsl: dict[str, str]) -> None:
+    with lab.inside(lab.wsl):
+        srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("0.0.0.0", 0))
+    srv.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)  # SO_RCVBUFFORCE: no drops in a burst
+    srv.settimeout(10)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = srv.recvfrom(65535)
+            except OSError:
+                return
+            srv.sendto(data, peer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        with forwarder(f"udp/0={port}", prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
+            clients = []
+            for _ in range(50):
+                c = lab.socket(lab.win)
+                c.close()
+                with lab.inside(lab.win):
+                    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                c.settimeout(5)
+                clients.append(c)
+            for seq in range(10):
+                # Each round all 50 send before any reads: their datagrams interleave.
+                for i, c in enumerate(clients):
+                    c.sendto(payload(i, seq), ("127.0.0.1", fwd.port))
+                for i, c in enumerate(clients):
+                    assert c.recv(65535) == payload(i, seq)
+            for c in clients:
+                c.close()
+            sessions = fwd.wait_event("listening")
+            assert sessions
+    finally:
+        stop.set()
+        srv.close()
+
+
+def test_auto_forward_follows_listeners_as_they_come_and_go(
+    lab: Lab, servers: ServerThread, fake_wsl: dict[str, str]
+) -> None:
+    with lab.inside(lab.wsl):
+        probe = listening_socket(WSL_IP)
+    port = probe.getsockname()[1]
+    probe.close()
+    with forwarder(
+        "--auto", "--include", f"{port}", prefix=lab.prefix(lab.win), env=fake_wsl
+    ) as fwd:
+        with lab.inside(lab.wsl):
+            sock = listening_socket(WSL_IP, port)  # bound to eth0: WSL's relay skips it
+        servers.serve(echo, sock)
+        t0 = time.monotonic()
+        fwd.wait_event("auto-add", port=port, timeout=5)
+        assert time.monotonic() - t0 < 1.5
+        assert ping(lab, lab.win, "127.0.0.1", port) == b"ping"
+        for s in servers.servers:
+            s.close()
+        sock.close()
+        fwd.wait_event("auto-remove", port=port, timeout=5)
+        time.sleep(0.2)
+        with pytest.raises(ConnectionRefusedError):
+            ping(lab, lab.win, "127.0.0.1", port)
+
+
+def write_config(path: Path, *rules: tuple[str, str]) -> None:
+    text = "connect_timeout = 2\n" + "".join(
+        f'[[forward]]\nlisten = "{listen}"\ntarget = "{target}"\n' for listen, target in rules
+    )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def test_config_reload_adds_removes_and_rejects(
+    lab: Lab, servers: ServerThread, fake_wsl: dict[str, str], tmp_path: Path
+) -> None:
+    port = wsl_server(lab, servers)
+    with lab.inside(lab.win):
+        free = [listening_socket("127.0.0.1") for _ in range(2)]
+    a, b = (s.getsockname()[1] for s in free)
+    for s in free:
+        s.close()
+    cfg = tmp_path / "forward.toml"
+    write_config(cfg, (f"127.0.0.1:{a}", f"{port}"))
+    with forwarder("--config", str(cfg), prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
+        assert ping(lab, lab.win, "127.0.0.1", a) == b"ping"
+        write_config(cfg, (f"127.0.0.1:{a}", f"{port}"), (f"127.0.0.1:{b}", f"wsl:{port}"))
+        fwd.wait_event("reloaded", rules=2, timeout=5)
+        assert ping(lab, lab.win, "127.0.0.1", b) == b"ping"
+        write_config(cfg, (f"127.0.0.1:{b}", f"wsl:{port}"))
+        fwd.wait_event("reloaded", rules=1, timeout=5)
+        with pytest.raises(ConnectionRefusedError):
+            ping(lab, lab.win, "127.0.0.1", a)
+        cfg.write_text('[[forward]]\nlisten = "99999"\n')
+        rejected = fwd.wait_event("reload-rejected", timeout=5)[0]
+        assert "[[forward]] #1: field 'listen': listen port 99999 is out of range" in str(
+            rejected["msg"]
+        )
+        assert ping(lab, lab.win, "127.0.0.1", b) == b"ping"  # still as it was
+
+
+def test_lan_clients_outside_the_allow_list_are_refused(
+    lab: Lab, servers: ServerThread, fake_wsl: dict[str, str]
+) -> None:
+    port = wsl_server(lab, servers)
+    rules = (f"{WIN_LAN_IP}:0={port}", f"{WIN_LAN_IP}:0={port}")
+    with forwarder(
+        rules[0], "--allow", f"{LAN_IP}/32", prefix=lab.prefix(lab.win), env=fake_wsl
+    ) as fwd:
+        assert ping(lab, lab.lan, WIN_LAN_IP, fwd.port) == b"ping"
+    with forwarder(
+        rules[1], "--allow", "198.19.0.99/32", prefix=lab.prefix(lab.win), env=fake_wsl
+    ) as fwd:
+        with pytest.raises((ConnectionResetError, ConnectionRefusedError, BrokenPipeError)):
+            data = ping(lab, lab.lan, WIN_LAN_IP, fwd.port)
+            if not data:
+                raise ConnectionResetError
+        denied = fwd.wait_event("denied")[0]
+        assert str(denied["client"]).startswith(LAN_IP) and denied["reason"] == "not-allowed"
+
+
+PROM_LINE = re.compile(
+    r'^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{([a-z_]+="[^"]*",?)*\})? \d+(\.\d+)?)$'
+)
+
+
+def api_get(url: str, token: str | None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_control_api_needs_its_token_and_serves_prometheus_metrics(
+    lab: Lab, servers: ServerThread, fake_wsl: dict[str, str]
+) -> None:
+    port = wsl_server(lab, servers)
+    with forwarder(f"0={port}", "--api", "0", prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
+        api = fwd.wait_event("api")[0]
+        url, token_file = str(api["url"]), Path(str(api["token_file"]))
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        token = token_file.read_text().strip()
+        assert ping(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
+        fwd.wait_event("conn")
+        with lab.inside(lab.win):
+            code, _ = api_get(url + "/v1/status", None)
+            assert code == 401
+            code, body = api_get(url + "/v1/status", token)
+            status = json.loads(body)
+            code_m, metrics = api_get(url + "/metrics", token)
+        assert code == 200 and code_m == 200
+        (rule,) = status["rules"]
+        assert rule["resolved"] == [f"{WSL_IP}:{port}"] and rule["connections_total"] == 1
+        lines = metrics.decode().strip().splitlines()
+        assert all(PROM_LINE.match(line) for line in lines), lines
+        assert any(line.startswith("wslnet_bytes_total{") and line.endswith(" 4") for line in lines)
