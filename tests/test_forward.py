@@ -462,3 +462,59 @@ def test_2000_concurrent_connections_all_intact(
 
         results = asyncio.run(main())
     assert results.count(True) == 2000
+
+
+def test_udp_target_port_unreachable_ends_the_session() -> None:
+    dead = free_port()
+    with (
+        forwarder(f"udp/127.0.0.1:0=127.0.0.1:{dead}") as fwd,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c,
+    ):
+        c.sendto(b"anyone?", ("127.0.0.1", fwd.port))
+        end = fwd.wait_event("udp-session")[0]
+    assert end["reason"] == "target-unreachable (ICMP port unreachable)"
+    assert (end["up"], end["down"]) == (7, 0)
+
+
+def test_udp_datagram_boundaries_and_the_largest_datagram_survive() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.settimeout(5)
+        with (
+            forwarder(f"udp/127.0.0.1:0=127.0.0.1:{srv.getsockname()[1]}") as fwd,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c,
+        ):
+            c.settimeout(5)
+            sizes = [1, 65507, 3, 1472, 2]
+            for n in sizes:
+                c.sendto(bytes([n % 256]) * n, ("127.0.0.1", fwd.port))
+            for n in sizes:
+                data, peer = srv.recvfrom(70000)
+                assert data == bytes([n % 256]) * n
+                srv.sendto(data[::-1], peer)
+            assert [len(c.recv(70000)) for _ in sizes] == sizes
+
+
+def test_forward_without_api_never_imports_aiohttp(servers: ServerThread) -> None:
+    import subprocess
+    import sys
+
+    port = servers.serve(echo)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "wslnet",
+            "forward",
+            f"127.0.0.1:0=127.0.0.1:{port}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert "listening" in err and "wslnet.forward.server" in err
+    assert "aiohttp" not in err and "scapy" not in err

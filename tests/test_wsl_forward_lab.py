@@ -8,6 +8,8 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -288,3 +290,46 @@ def test_control_api_needs_its_token_and_serves_prometheus_metrics(
         lines = metrics.decode().strip().splitlines()
         assert all(PROM_LINE.match(line) for line in lines), lines
         assert any(line.startswith("wslnet_bytes_total{") and line.endswith(" 4") for line in lines)
+
+
+def api_call(url: str, token: str, method: str, body: bytes | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
+    req = urllib.request.Request(
+        url, data=body, method=method, headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_forwards_added_and_removed_through_the_api_and_wslnet_status(
+    lab: Lab, servers: ServerThread, fake_wsl: dict[str, str]
+) -> None:
+    port = wsl_server(lab, servers)
+    with forwarder("--api", "0", prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
+        api = fwd.wait_event("api")[0]
+        url, token = str(api["url"]), Path(str(api["token_file"])).read_text().strip()
+        with lab.inside(lab.win):
+            code, rule = api_call(url + "/v1/forwards", token, "POST", f"0={port}".encode())
+            assert code == 201, rule
+            bad, err = api_call(url + "/v1/forwards", token, "POST", b"99999")
+        assert bad == 400 and "out of range" in err["error"]
+        lport = int(rule["listen"][0].rsplit(":", 1)[1])
+        assert ping(lab, lab.win, "127.0.0.1", lport) == b"ping"
+        status = subprocess.run(
+            [*lab.prefix(lab.win), sys.executable, "-m", "wslnet", "status"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env={**os.environ, **fake_wsl},
+        )
+        assert status.returncode == 0, status.stderr
+        assert f"#{rule['id']} tcp 127.0.0.1:{lport} [::1]:{lport} -> wsl:{port}" in status.stdout
+        with lab.inside(lab.win):
+            code, gone = api_call(url + f"/v1/forwards/{rule['id']}", token, "DELETE")
+            missing, _ = api_call(url + "/v1/forwards/999", token, "DELETE")
+        assert (code, gone["removed"], missing) == (200, rule["id"], 404)
+        time.sleep(0.2)
+        with pytest.raises(ConnectionRefusedError):
+            ping(lab, lab.win, "127.0.0.1", lport)
