@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 PREFIX = "wslnet-"
 CLONE_NEWNET = 0x40000000
@@ -29,6 +30,24 @@ VPN_ROUTER = "198.18.16.1"
 VPN_SERVER = "198.18.17.2"
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+FAKE_WSL = r"""#!/bin/sh
+# wsl.exe as the tests need it: runs the Linux command in the lab's WSL namespace.
+distro=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -d|--distribution) distro="$2"; shift 2 ;;
+    -e|--exec) shift; break ;;
+    *) shift ;;
+  esac
+done
+if [ -n "$distro" ] && [ "$distro" != "Ubuntu" ]; then
+  cat "$(dirname "$0")/no-distro.txt"  # wsl.exe's own messages are UTF-16LE
+  exit 255
+fi
+exec ip netns exec @WSLNS@ "$@"
+"""
 
 
 class LabUnavailable(Exception):
@@ -146,6 +165,16 @@ class Lab:
                 spec = f"'{{ type filter hook {hook} priority 0; policy accept; }}'"
                 self.sh(ns, f"nft add chain inet wslnet {hook} {spec}")
         return names
+
+    def fake_wsl_exe(self, folder: Path) -> dict[str, str]:
+        """A wsl.exe that runs the Linux command in this lab's WSL namespace (for the
+        forwarder running in `win`); returns the environment that puts it on PATH."""
+        message = "There is no distribution with the supplied name.\r\n"
+        (folder / "no-distro.txt").write_bytes(message.encode("utf-16-le"))
+        exe = folder / "wsl.exe"
+        exe.write_text(FAKE_WSL.replace("@WSLNS@", self.wsl))
+        exe.chmod(0o755)
+        return {"PATH": f"{folder}:{os.environ['PATH']}", "XDG_RUNTIME_DIR": str(folder)}
 
     def sh(self, ns: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return _run("ip", "netns", "exec", ns, "sh", "-c", command, check=check)

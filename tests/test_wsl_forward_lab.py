@@ -21,33 +21,10 @@ import pytest
 from tests.helpers import ServerThread, echo, forwarder, listening_socket
 from tests.lab import LAN_IP, WIN_LAN_IP, WSL_IP, Lab
 
-FAKE_WSL = r"""#!/bin/sh
-# wsl.exe as the tests need it: runs the Linux command in the lab's WSL namespace.
-distro=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -d|--distribution) distro="$2"; shift 2 ;;
-    -e|--exec) shift; break ;;
-    *) shift ;;
-  esac
-done
-if [ -n "$distro" ] && [ "$distro" != "Ubuntu" ]; then
-  cat "$(dirname "$0")/no-distro.txt"  # wsl.exe's own messages are UTF-16LE
-  exit 255
-fi
-exec ip netns exec @WSLNS@ "$@"
-"""
-
 
 @pytest.fixture(scope="module")
 def fake_wsl(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("fakebin")
-    message = "There is no distribution with the supplied name.\r\n"
-    (folder / "no-distro.txt").write_bytes(message.encode("utf-16-le"))
-    exe = folder / "wsl.exe"
-    exe.write_text(FAKE_WSL.replace("@WSLNS@", lab.wsl))
-    exe.chmod(0o755)
-    return {"PATH": f"{folder}:{os.environ['PATH']}", "XDG_RUNTIME_DIR": str(folder)}
+    return lab.fake_wsl_exe(tmp_path_factory.mktemp("fakebin"))
 
 
 def wsl_server(lab: Lab, servers: ServerThread, host: str = "0.0.0.0") -> int:
