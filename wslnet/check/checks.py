@@ -16,6 +16,15 @@ FIREWALL_RULE = (
 )
 
 
+def firewall_fix() -> Fix:
+    """The fix for traffic from WSL that the Windows firewall drops (section 7)."""
+    return Fix(
+        "allow WSL through the Windows firewall (PowerShell as administrator; the adapter "
+        "may be hidden: Get-NetAdapter -IncludeHidden)",
+        [FIREWALL_RULE],
+    )
+
+
 def needs_wsl(ctx: Context) -> str | None:
     return None if ctx.env.in_wsl else f"not running in WSL (this is {ctx.env.kind})"
 
@@ -280,11 +289,7 @@ async def host_reach(ctx: Context) -> list[Finding]:
                     "fail",
                     title,
                     "no answer: the Windows firewall drops traffic from WSL on vEthernet (WSL)",
-                    Fix(
-                        "allow WSL through the Windows firewall (PowerShell as administrator; the "
-                        "adapter may be hidden: Get-NetAdapter -IncludeHidden)",
-                        [FIREWALL_RULE],
-                    ),
+                    firewall_fix(),
                     ev,
                 )
             )

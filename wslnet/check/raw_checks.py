@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from wslnet.check.checks import FIREWALL_RULE
+from wslnet.check.checks import firewall_fix
 from wslnet.check.context import Context
 from wslnet.check.model import Finding, Fix, check
 
@@ -60,10 +60,7 @@ async def raw_syn(ctx: Context) -> list[Finding]:
                     "fail",
                     title,
                     "no answer at all: a firewall drops the SYN",
-                    Fix(
-                        "allow WSL through the Windows firewall (PowerShell as administrator)",
-                        [FIREWALL_RULE],
-                    ),
+                    firewall_fix(),
                     ev,
                 )
             )
@@ -118,10 +115,7 @@ async def raw_host(ctx: Context) -> list[Finding]:
                 "warn",
                 f"{host.address} is up (ARP from {a.mac}) but drops ICMP echo",
                 "host up, firewall dropping: the Windows firewall filters what WSL sends",
-                Fix(
-                    "allow WSL through the Windows firewall (PowerShell as administrator)",
-                    [FIREWALL_RULE],
-                ),
+                firewall_fix(),
                 ev,
             )
         ]
