@@ -359,6 +359,8 @@ async def dns_resolver(ctx: Context) -> list[Finding]:
                     "turn on dnsTunneling=true under [wsl2] in .wslconfig, `wsl --shutdown`; "
                     "behind a VPN, or if that fails: set generateResolvConf=false in /etc/wsl.conf "
                     "and write a working nameserver into /etc/resolv.conf"
+                    if ctx.env.in_wsl
+                    else "point /etc/resolv.conf at a resolver that answers from here"
                 ),
                 ev,
             )
