@@ -8,7 +8,6 @@ such as host.docker.internal can be stale. In mirrored mode and WSL1 it is 127.0
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import asdict, dataclass
 
 from wslnet import system
@@ -38,18 +37,6 @@ class HostAddress:
             "candidates": [asdict(c) for c in self.candidates],
             **({"error": self.why_none} if self.address is None else {}),
         }
-
-
-def _in_subnet(addr: str, ifaces: dict[str, list[str]], prefix: int = 20) -> bool:
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    for addrs in ifaces.values():
-        for own in addrs:
-            if ip in ipaddress.ip_network(f"{own}/{prefix}", strict=False):
-                return True
-    return False
 
 
 def _hosts_entries(text: str, names: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -78,10 +78,6 @@ class RuleState:
     udp: UdpRule | None = None
     origin: str = "cli"  # cli, config, api or auto: a reload replaces only "config" rules
 
-    @property
-    def index(self) -> int:
-        return self.id
-
     def allowed(self, addr: object) -> bool:
         if self.allow is None or not isinstance(addr, tuple):
             return True
