@@ -476,16 +476,17 @@ def test_udp_target_port_unreachable_ends_the_session() -> None:
     assert (end["up"], end["down"]) == (7, 0)
 
 
-def test_udp_datagram_boundaries_and_the_largest_datagram_survive() -> None:
+@pytest.mark.parametrize("engine", ENGINES[1:3])
+def test_udp_datagram_boundaries_and_the_largest_datagram_survive(engine: tuple[str, ...]) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as srv:
         srv.bind(("127.0.0.1", 0))
         srv.settimeout(5)
         with (
-            forwarder(f"udp/127.0.0.1:0=127.0.0.1:{srv.getsockname()[1]}") as fwd,
+            forwarder(f"udp/127.0.0.1:0=127.0.0.1:{srv.getsockname()[1]}", *engine) as fwd,
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c,
         ):
             c.settimeout(5)
-            sizes = [1, 65507, 3, 1472, 2]
+            sizes = [1, 65507, 0, 3, 1472, 2]  # 0: an empty datagram is one too
             for n in sizes:
                 c.sendto(bytes([n % 256]) * n, ("127.0.0.1", fwd.port))
             for n in sizes:

@@ -9,6 +9,7 @@ relay never forwards UDP (shared wsl-networking.md section 4).
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import sys
 import time
@@ -45,17 +46,40 @@ def _peer(addr: tuple[str, int] | tuple[str, int, int, int]) -> str:
     return format_hostport(str(addr[0]), int(addr[1]))
 
 
+def _send(
+    transport: asyncio.DatagramTransport,
+    sock: socket.socket,
+    data: bytes,
+    addr: tuple[str, int] | None = None,
+) -> None:
+    if data:
+        transport.sendto(data, addr)
+        return
+    # asyncio (3.11) drops an empty sendto; an empty datagram is still a datagram.
+    try:
+        if addr is None:
+            sock.send(b"")
+        else:
+            sock.sendto(b"", addr)
+    except OSError:
+        pass
+
+
 class _Listen(asyncio.DatagramProtocol):
-    def __init__(self, owner: UdpRule) -> None:
+    def __init__(self, owner: UdpRule, sock: socket.socket) -> None:
         self.owner = owner
+        self.sock = sock
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.owner.from_client(self, data, addr)
+
+    def reply(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self.transport is not None
-        self.owner.from_client(self.transport, data, addr)
+        _send(self.transport, self.sock, data, addr)
 
     def error_received(self, exc: Exception) -> None:
         pass  # an ICMP error about a reply we sent to a client: nothing to do
@@ -65,11 +89,12 @@ class _Listen(asyncio.DatagramProtocol):
 class Session(asyncio.DatagramProtocol):
     owner: UdpRule
     client: tuple[str, int]
-    reply_via: asyncio.DatagramTransport
+    reply_via: _Listen
     started: float = field(default_factory=time.monotonic)
     last: float = field(default_factory=time.monotonic)
     target: str = ""
     transport: asyncio.DatagramTransport | None = None
+    sock: socket.socket | None = None
     pending: list[bytes] = field(default_factory=list)
     up: int = 0
     down: int = 0
@@ -79,17 +104,20 @@ class Session(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's but have their methods.
-        mine = cast(asyncio.DatagramTransport, transport)
-        self.transport = mine
+        self.transport = cast(asyncio.DatagramTransport, transport)
         for data in self.pending:
-            mine.sendto(data)
+            self._upstream(data)
         self.pending.clear()
+
+    def _upstream(self, data: bytes) -> None:
+        assert self.transport is not None and self.sock is not None
+        _send(self.transport, self.sock, data)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.last = time.monotonic()
         self.down += len(data)
         self.datagrams_down += 1
-        self.reply_via.sendto(data, self.client)
+        self.reply_via.reply(data, self.client)
 
     def error_received(self, exc: Exception) -> None:
         if isinstance(exc, ConnectionRefusedError):
@@ -100,7 +128,7 @@ class Session(asyncio.DatagramProtocol):
         self.up += len(data)
         self.datagrams_up += 1
         if self.transport is not None:
-            self.transport.sendto(data)
+            self._upstream(data)
         elif len(self.pending) < _PENDING_LIMIT:
             self.pending.append(data)
 
@@ -140,14 +168,12 @@ class UdpRule:
     async def start(self) -> None:
         for sock in self.socks:
             transport, _ = await self.loop.create_datagram_endpoint(
-                lambda: _Listen(self), sock=sock
+                functools.partial(_Listen, self, sock), sock=sock
             )
             self.transports.append(transport)
         self._sweeper = self.loop.create_task(self._sweep())
 
-    def from_client(
-        self, via: asyncio.DatagramTransport, data: bytes, addr: tuple[str, int]
-    ) -> None:
+    def from_client(self, via: _Listen, data: bytes, addr: tuple[str, int]) -> None:
         key = (str(addr[0]), int(addr[1]))
         session = self.sessions.get(key)
         if session is None:
@@ -187,6 +213,7 @@ class UdpRule:
             big_buffers(sock)
             sock.setblocking(False)
             sock.connect(sockaddr)  # connected: ICMP errors come back as ECONNREFUSED
+            session.sock = sock
             await self.loop.create_datagram_endpoint(lambda: session, sock=sock)
         except OSError as exc:
             self.resolver.forget(self.rule.target)
