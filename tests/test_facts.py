@@ -268,3 +268,27 @@ def test_dns_query_is_what_scapy_reads_as_a_query() -> None:
     assert answer_code(build_query("x", 1)) is None  # a query is not an answer
     reply = DNS(id=1, qr=1, rcode=3, qd=msg.qd)
     assert answer_code(bytes(reply)) == "NXDOMAIN"
+
+
+def test_wsl_exe_messages_in_utf16_are_decoded() -> None:
+    from wslnet.system import decode_wsl_output
+
+    text = body("win-wsl-l-v-1.txt")  # `wsl -l -v` as a user pasted it
+    message = "There is no distribution with the supplied name.\r\n"
+    assert decode_wsl_output(message.encode("utf-16-le")) == message
+    assert decode_wsl_output("\ufeff".encode("utf-16-le") + b"O\0K\0") == "OK"
+    assert decode_wsl_output(b"2: eth0    inet 172.23.14.3/20") == "2: eth0    inet 172.23.14.3/20"
+    assert decode_wsl_output(text.encode("utf-16-le")) == text
+
+
+def test_ip_oneline_output_gives_the_eth0_address() -> None:
+    from wslnet.facts.ipaddr import parse_oneline
+
+    out = (
+        "2: eth0    inet 172.23.14.3/20 brd 172.23.15.255 scope global eth0\\"
+        "       valid_lft forever preferred_lft forever\n"
+        "garbage\n"
+    )
+    addrs, problems = parse_oneline(out)
+    assert [(a.interface, a.address, a.prefix) for a in addrs] == [("eth0", "172.23.14.3", 20)]
+    assert [p.line for p in problems] == [2]

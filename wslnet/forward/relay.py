@@ -7,6 +7,7 @@ import asyncio
 import errno
 import socket
 import struct
+import sys
 from collections.abc import Callable
 from typing import Protocol
 
@@ -29,7 +30,9 @@ def side_error(side: str, exc: BaseException) -> str:
 def set_reset_on_close(sock: socket.socket) -> None:
     """SO_LINGER 0: close() sends a reset, so the peer learns of the failure at once."""
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # struct linger is two ints on POSIX, two u_shorts on Windows.
+        fmt = "HH" if sys.platform == "win32" else "ii"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack(fmt, 1, 0))
     except OSError:
         pass
 
