@@ -521,3 +521,21 @@ def test_forward_without_api_never_imports_aiohttp(servers: ServerThread) -> Non
     _, err = proc.communicate(timeout=10)
     assert "listening" in err and "wslnet.forward.server" in err
     assert "aiohttp" not in err and "scapy" not in err
+
+
+def test_udp_sessions_leave_no_descriptors_behind() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as srv:
+        srv.bind(("127.0.0.1", 0))
+        rule = f"udp/127.0.0.1:0=127.0.0.1:{srv.getsockname()[1]}"
+        with forwarder(rule, "--udp-timeout", "0.3") as fwd:
+            before = fwd.fd_count()
+            clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(200)]
+            for c in clients:
+                c.sendto(b"x", ("127.0.0.1", fwd.port))
+            fwd.wait_event("udp-session", count=200, timeout=10)
+            for c in clients:
+                c.close()
+            deadline = time.monotonic() + 5  # a transport closes on the loop's next turn
+            while fwd.fd_count() != before and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert fwd.fd_count() == before
