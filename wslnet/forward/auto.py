@@ -174,12 +174,14 @@ class AutoForward:
         want = {(p, port) for p, port in wanted(entries, vm, self.lan) if self._keep(port)}
         if want == self.current:
             return
-        for proto, port in sorted(want - self.current):
-            self.log("info", "auto-add", proto=proto, port=port)
-        for proto, port in sorted(self.current - want):
-            self.log("info", "auto-remove", proto=proto, port=port)
+        added, removed = sorted(want - self.current), sorted(self.current - want)
         self.current = want
         await self.fwd.apply([self._rule(p, port) for p, port in sorted(want)], "auto")
+        # Logged once done: a script that waits for the line may connect at once.
+        for proto, port in added:
+            self.log("info", "auto-add", proto=proto, port=port)
+        for proto, port in removed:
+            self.log("info", "auto-remove", proto=proto, port=port)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
