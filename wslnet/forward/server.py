@@ -528,6 +528,9 @@ class Forwarder:
                 self._abort_all("shutdown")
                 self._drained.set()
             return
+        # Stop listening before saying so: once the line is out, new connections are refused.
+        for rs in self.rules:
+            self._stop_listening(rs)
         self.log("info", "stopping", drain=self.config.drain, active=self.active)
         self._stopping.set()
         if not self.active:
