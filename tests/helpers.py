@@ -34,6 +34,22 @@ def listening_socket(host: str = "127.0.0.1", port: int = 0, backlog: int = 4096
     return sock
 
 
+def assert_closed_by_peer(sock: socket.socket) -> None:
+    """The forwarder ended the connection: end of file, or a reset (both are prompt)."""
+    try:
+        assert sock.recv(1) == b""
+    except ConnectionResetError:
+        pass
+
+
+def echo_round_trip(port: int, host: str = "127.0.0.1") -> socket.socket:
+    """A connection through the forwarder that has proved itself with one echoed byte."""
+    sock = socket.create_connection((host, port), timeout=5)
+    sock.sendall(b"1")
+    assert sock.recv(1) == b"1"
+    return sock
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))

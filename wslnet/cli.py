@@ -345,7 +345,7 @@ def listeners(as_json: bool) -> None:
 
     env = detect()
     mode = env.networking_mode if env.in_wsl else None
-    found, problems = mod.collect(mode, True, list(env.interfaces.get("eth0", [])))
+    found, problems = mod.collect(mode, True, env.vm_addresses)
     for p in problems:
         click.echo(f"wslnet: skipped an unreadable line: {p}", err=True)
     if as_json:

@@ -31,11 +31,13 @@ def env(name: str) -> str | None:
     return os.environ.get(name)
 
 
-def run(argv: list[str], timeout: float = 2.0) -> str | None:
-    """A command's standard output, or None if it is missing, fails or times out."""
+def execute(argv: list[str], timeout: float) -> tuple[int, str, str]:
+    """Runs a command: (exit code, stdout, stderr), decoded as wsl.exe needs.
+
+    127: not found; 124: no answer in time; 126: could not be started."""
     exe = shutil.which(argv[0])
     if exe is None:
-        return None
+        return 127, "", f"{argv[0]} not found"
     try:
         res = subprocess.run(
             [exe, *argv[1:]],
@@ -44,11 +46,17 @@ def run(argv: list[str], timeout: float = 2.0) -> str | None:
             stdin=subprocess.DEVNULL,
             env={**os.environ, "WSL_UTF8": "1"},
         )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if res.returncode != 0:
-        return None
-    return decode_wsl_output(res.stdout)
+    except subprocess.TimeoutExpired:
+        return 124, "", f"{argv[0]} gave no answer in {timeout:g} s"
+    except OSError as exc:
+        return 126, "", f"cannot run {argv[0]}: {exc.strerror or exc}"
+    return res.returncode, decode_wsl_output(res.stdout), decode_wsl_output(res.stderr)
+
+
+def run(argv: list[str], timeout: float = 2.0) -> str | None:
+    """A command's standard output, or None if it is missing, fails or times out."""
+    code, out, _ = execute(argv, timeout)
+    return out if code == 0 else None
 
 
 def decode_wsl_output(data: bytes) -> str:
@@ -59,23 +67,14 @@ def decode_wsl_output(data: bytes) -> str:
 
 
 def wsl_exe(args: list[str], timeout: float = 10.0) -> tuple[int, str, str]:
-    """Runs wsl.exe: (exit code, stdout, stderr), decoded; exit 127 if there is no wsl.exe."""
-    exe = shutil.which("wsl.exe") or shutil.which("wsl")
-    if exe is None:
-        return 127, "", "wsl.exe not found (it exists on Windows, and inside WSL with interop)"
-    try:
-        res = subprocess.run(
-            [exe, *args],
-            capture_output=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "WSL_UTF8": "1"},
-        )
-    except subprocess.TimeoutExpired:
-        return 124, "", f"wsl.exe gave no answer in {timeout:g} s (is the VM starting?)"
-    except OSError as exc:
-        return 126, "", f"cannot run wsl.exe: {exc.strerror or exc}"
-    return res.returncode, decode_wsl_output(res.stdout), decode_wsl_output(res.stderr)
+    """Runs wsl.exe (or `wsl` inside WSL with interop)."""
+    name = "wsl.exe" if shutil.which("wsl.exe") or not shutil.which("wsl") else "wsl"
+    code, out, err = execute([name, *args], timeout)
+    if code == 127:
+        err = "wsl.exe not found (it exists on Windows, and inside WSL with interop)"
+    elif code == 124:
+        err += " (is the VM starting?)"
+    return code, out, err
 
 
 def kernel_release() -> str:

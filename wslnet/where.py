@@ -32,6 +32,11 @@ class Environment:
             self.kind == "container" and self.wsl_kernel != "other"
         )
 
+    @property
+    def vm_addresses(self) -> list[str]:
+        """The VM's own (eth0) addresses: what Windows reaches in NAT mode."""
+        return list(self.interfaces.get("eth0", []))
+
     def as_json(self) -> dict[str, object]:
         data = asdict(self)
         data.pop("interfaces")

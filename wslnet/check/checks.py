@@ -170,7 +170,7 @@ async def listeners(ctx: Context) -> list[Finding]:
     _, conf = await ctx.wslconfig() if ctx.env.in_wsl else (None, None)
     forwarding = not (conf is not None and conf.flag("wsl2.localhostForwarding") is False)
     mode = ctx.env.networking_mode if ctx.env.in_wsl else None
-    found, problems = collect(mode, forwarding, ctx.vm_addresses())
+    found, problems = collect(mode, forwarding, ctx.env.vm_addresses)
     port = ctx.options.port
     if port is not None:
         found = [x for x in found if x.port == port]
@@ -265,46 +265,54 @@ async def host_reach(ctx: Context) -> list[Finding]:
     for r in results:
         title = f"Windows {host}:{r.port} is {r.state} ({r.seconds * 1000:.0f} ms)"
         ev = {"host": host, "port": r.port, "state": r.state, "seconds": r.seconds}
-        if r.state == "open":
-            findings.append(Finding("host.reach", "ok", title, evidence=ev))
-        elif r.state == "refused":
-            findings.append(
-                Finding(
-                    "host.reach",
-                    "fail",
-                    title,
-                    "nothing listens on that Windows port, "
-                    "or it listens on Windows' 127.0.0.1 only",
-                    Fix(
-                        f"bind the Windows service to 0.0.0.0 (or {host}); check with "
-                        f"`netstat -ano | findstr :{r.port}` on Windows"
-                    ),
-                    ev,
-                )
-            )
-        elif r.state == "filtered":
-            findings.append(
-                Finding(
-                    "host.reach",
-                    "fail",
-                    title,
-                    "no answer: the Windows firewall drops traffic from WSL on vEthernet (WSL)",
-                    firewall_fix(),
-                    ev,
-                )
-            )
-        else:
-            findings.append(
-                Finding(
-                    "host.reach",
-                    "fail",
-                    title,
-                    r.detail,
-                    Fix("check `ip route` and the VM's eth0"),
-                    ev,
-                )
-            )
+        findings.append(port_finding("host.reach", r.state, title, host, r.port, ev, r.detail))
     return findings
+
+
+def port_finding(
+    check_id: str,
+    state: str,
+    title: str,
+    host: str,
+    port: int,
+    evidence: dict[str, object],
+    detail: str = "",
+) -> Finding:
+    """The verdict on a probe of a Windows port, shared by the connect and SYN probes."""
+    if state == "open":
+        return Finding(check_id, "ok", title, evidence=evidence)
+    if state in ("refused", "closed"):
+        return Finding(
+            check_id,
+            "fail",
+            title,
+            "nothing listens on that Windows port, or it listens on Windows' 127.0.0.1 only",
+            Fix(
+                f"bind the Windows service to 0.0.0.0 (or {host}); check with "
+                f"`netstat -ano | findstr :{port}` on Windows"
+            ),
+            evidence,
+        )
+    if state == "filtered":
+        return Finding(
+            check_id,
+            "fail",
+            title,
+            "no answer: the Windows firewall drops traffic from WSL on vEthernet (WSL)",
+            firewall_fix(),
+            evidence,
+        )
+    return Finding(
+        check_id,
+        "fail",
+        title,
+        detail,
+        Fix(
+            "a firewall rejects it (admin-prohibited) or there is no route: check the "
+            "Windows firewall and `ip route`"
+        ),
+        evidence,
+    )
 
 
 @check("dns.resolver", "The resolver in /etc/resolv.conf answers", timeout=4.0)

@@ -49,6 +49,3 @@ class Context:
     def wslconf(self) -> WslConfig | None:
         text = system.read_text("/etc/wsl.conf")
         return parse(text, "wslconf") if text is not None else None
-
-    def vm_addresses(self) -> list[str]:
-        return list(self.env.interfaces.get("eth0", []))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from wslnet.check.checks import firewall_fix
+from wslnet.check.checks import firewall_fix, port_finding
 from wslnet.check.context import Context
 from wslnet.check.model import Finding, Fix, check
 
@@ -39,45 +39,8 @@ async def raw_syn(ctx: Context) -> list[Finding]:
         rtt = f", {s.rtt * 1000:.1f} ms" if s.rtt is not None else ""
         title = f"SYN to {host}:{s.port}: {what}{rtt}; connect: {c.state}"
         ev: dict[str, object] = {"syn": s.as_json(), "connect": c.__dict__}
-        if s.state == "open":
-            findings.append(Finding("raw.syn", "ok", title, evidence=ev))
-        elif s.state == "closed":
-            findings.append(
-                Finding(
-                    "raw.syn",
-                    "fail",
-                    title,
-                    "the host answered with a reset: nothing listens there "
-                    "for WSL (or only on Windows' 127.0.0.1)",
-                    Fix("bind the Windows service to 0.0.0.0"),
-                    ev,
-                )
-            )
-        elif s.state == "filtered":
-            findings.append(
-                Finding(
-                    "raw.syn",
-                    "fail",
-                    title,
-                    "no answer at all: a firewall drops the SYN",
-                    firewall_fix(),
-                    ev,
-                )
-            )
-        else:
-            findings.append(
-                Finding(
-                    "raw.syn",
-                    "fail",
-                    title,
-                    f"the path answered 'unreachable ({s.icmp})'",
-                    Fix(
-                        "a firewall rejects it (admin-prohibited) or there is "
-                        "no route: check the Windows firewall and `ip route`"
-                    ),
-                    ev,
-                )
-            )
+        detail = f"the path answered 'unreachable ({s.icmp})'"
+        findings.append(port_finding("raw.syn", s.state, title, host, s.port, ev, detail))
     return findings
 
 

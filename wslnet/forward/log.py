@@ -10,6 +10,17 @@ from typing import IO
 from wslnet.forward.config import LogFormat
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_ORDINARY_ENDS = ("closed", "idle-timeout", "shutdown")
+
+
+def reason_key(reason: str) -> str:
+    """The kind of an end reason, for counters: `connect-dns: ...` -> `connect-dns`."""
+    return reason.split(":")[0].split(" (")[0]
+
+
+def end_level(reason: str) -> str:
+    """Connections and sessions that end the ordinary way are info; the rest, warnings."""
+    return "info" if reason in _ORDINARY_ENDS else "warning"
 
 
 class EventLog:

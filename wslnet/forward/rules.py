@@ -78,6 +78,13 @@ def format_hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def format_addr(addr: object) -> str:
+    """A socket address tuple (or an Endpoint) as HOST:PORT, for logs and status."""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return format_hostport(str(addr[0]), int(addr[1]))
+    return str(addr)
+
+
 def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

@@ -20,11 +20,11 @@ from pathlib import Path
 from wslnet.errors import ListenError, UsageError
 from wslnet.forward.config import ForwardConfig
 from wslnet.forward.dial import CALLBACKS, Dialer, connect_reason, dial_async
-from wslnet.forward.log import EventLog
+from wslnet.forward.log import EventLog, end_level, reason_key
 from wslnet.forward.relay import Poller, Relay, set_reset_on_close
 from wslnet.forward.relay_proto import ProtocolRelay
 from wslnet.forward.resolve import Address, ResolveError, Resolver
-from wslnet.forward.rules import Endpoint, Rule, format_hostport
+from wslnet.forward.rules import Endpoint, Rule, format_addr, format_hostport
 from wslnet.forward.udp import UdpRule, big_buffers
 
 _LISTEN_ERRORS = {
@@ -153,13 +153,6 @@ def _listen_cause(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _peer(addr: object) -> str:
-    """Formats a socket address tuple (or an Endpoint) as HOST:PORT."""
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        return format_hostport(str(addr[0]), int(addr[1]))
-    return str(addr)
-
-
 class Forwarder:
     def __init__(self, config: ForwardConfig, log: EventLog) -> None:
         self.config = config
@@ -212,7 +205,7 @@ class Forwarder:
         """Starts listening for one more rule (at start, on reload, from the API)."""
         rs = RuleState(next(self._rule_ids), rule, allow=self._allow_list(rule), origin=origin)
         for sock in bind_rule(rule, self.log):
-            rs.listeners.append(Listener(rs, sock, _peer(sock.getsockname())))
+            rs.listeners.append(Listener(rs, sock, format_addr(sock.getsockname())))
         self.rules.append(rs)
         if rule.proto == "udp":
             rs.udp = UdpRule(
@@ -364,7 +357,9 @@ class Forwarder:
             rs.denied += 1
             set_reset_on_close(csock)
             csock.close()
-            self.log("warning", "denied", rule=rs.id, client=_peer(addr), reason="not-allowed")
+            self.log(
+                "warning", "denied", rule=rs.id, client=format_addr(addr), reason="not-allowed"
+            )
             return
         limit = self.config.max_conns
         if limit is not None and len(rs.active) >= limit:
@@ -375,7 +370,7 @@ class Forwarder:
                 "warning",
                 "rejected",
                 rule=rs.id,
-                client=_peer(addr),
+                client=format_addr(addr),
                 reason="max-conns",
                 limit=limit,
             )
@@ -464,7 +459,7 @@ class Forwarder:
             rs.up += relay.up
             rs.down += relay.down
         if reason != "closed":
-            rs.ended[reason.split(":")[0]] += 1
+            rs.ended[reason_key(reason)] += 1
         self._log_end(conn, reason)
         if rs.closing:
             self._forget_if_drained(rs)
@@ -483,7 +478,7 @@ class Forwarder:
         self._end(conn, reason, reset=True)
 
     def _log_end(self, conn: Connection, reason: str) -> None:
-        level = "info" if reason in ("closed", "idle-timeout", "shutdown") else "warning"
+        level = end_level(reason)
         if not self.log.enabled(level):
             return
         relay = conn.relay
@@ -492,8 +487,8 @@ class Forwarder:
             "conn",
             id=conn.id,
             rule=conn.rule.id,
-            client=_peer(conn.client),
-            target=_peer(conn.target),
+            client=format_addr(conn.client),
+            target=format_addr(conn.target),
             up=relay.up if relay else 0,
             down=relay.down if relay else 0,
             duration=round(time.monotonic() - conn.started, 6),

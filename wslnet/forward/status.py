@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from wslnet.forward.server import Forwarder, RuleState, _peer
+from wslnet.forward.rules import format_addr
+from wslnet.forward.server import Forwarder, RuleState
 
 
 def rule_status(fwd: Forwarder, rs: RuleState) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def rule_status(fwd: Forwarder, rs: RuleState) -> dict[str, Any]:
         "origin": rs.origin,
         "listen": [("udp/" if udp else "") + lst.bound for lst in rs.listeners],
         "target": str(target),
-        "resolved": [_peer(a[1]) for a in resolved] if resolved else [],
+        "resolved": [format_addr(a[1]) for a in resolved] if resolved else [],
         "resolved_at": at,
         "allow": list(rs.rule.allow) if rs.rule.allow is not None else None,
         "closing": rs.closing,
@@ -73,8 +74,8 @@ def connections(fwd: Forwarder) -> list[dict[str, Any]]:
                     "id": conn.id,
                     "proto": "tcp",
                     "rule": rs.id,
-                    "client": _peer(conn.client),
-                    "target": _peer(conn.target),
+                    "client": format_addr(conn.client),
+                    "target": format_addr(conn.target),
                     "up": relay.up if relay else 0,
                     "down": relay.down if relay else 0,
                     "age": round(now - conn.started, 3),
@@ -87,7 +88,7 @@ def connections(fwd: Forwarder) -> list[dict[str, Any]]:
                     {
                         "proto": "udp",
                         "rule": rs.id,
-                        "client": _peer(s.client),
+                        "client": format_addr(s.client),
                         "target": s.target,
                         "up": s.up,
                         "down": s.down,

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from wslnet.forward.log import EventLog
+from wslnet.forward.log import EventLog, end_level, reason_key
 from wslnet.forward.resolve import Address, ResolveError, Resolver
-from wslnet.forward.rules import Rule, format_hostport
+from wslnet.forward.rules import Rule, format_addr, format_hostport
 
 UDP_BUFFER = 4 << 20
 
@@ -40,10 +40,6 @@ def big_buffers(sock: socket.socket) -> None:
 
 
 _PENDING_LIMIT = 64  # datagrams held while a new session's socket is being set up
-
-
-def _peer(addr: tuple[str, int] | tuple[str, int, int, int]) -> str:
-    return format_hostport(str(addr[0]), int(addr[1]))
 
 
 def _send(
@@ -189,7 +185,7 @@ class UdpRule:
                         "warning",
                         "udp-refused",
                         rule=self.id,
-                        client=_peer(key),
+                        client=format_addr(key),
                         reason="max-sessions",
                         limit=self.max_sessions,
                     )
@@ -232,14 +228,14 @@ class UdpRule:
         self.up += session.up
         self.down += session.down
         if reason != "idle-timeout":
-            self._count(reason.split(" ")[0].split(":")[0])
-        level = "info" if reason in ("idle-timeout", "shutdown") else "warning"
+            self._count(reason_key(reason))
+        level = end_level(reason)
         if self.log.enabled(level):
             self.log(
                 level,
                 "udp-session",
                 rule=self.id,
-                client=_peer(session.client),
+                client=format_addr(session.client),
                 target=session.target or str(self.rule.target),
                 up=session.up,
                 down=session.down,
