@@ -512,7 +512,7 @@ def test_forward_without_api_never_imports_aiohttp(servers: ServerThread) -> Non
     time.sleep(1.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=10)
-    assert "listening" in err and "wslnet.forward.server" in err
+    assert "listening" in err and "wslnet.forward.core.server" in err
     assert "aiohttp" not in err and "scapy" not in err
 
 

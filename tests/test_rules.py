@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from wslnet.forward.rules import Endpoint, RuleError, parse_rule
+from wslnet.forward.core.rules import Endpoint, RuleError, parse_rule
 
 
 @pytest.mark.parametrize(

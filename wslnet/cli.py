@@ -2,65 +2,164 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from dataclasses import dataclass
+from typing import Any, get_args
 
 import click
 
 from wslnet import __version__
-from wslnet.errors import WslnetError
+from wslnet.errors import UsageError, WslnetError
+from wslnet.forward.core.config import Engine as EngineName
+from wslnet.forward.core.config import ForwardConfig, LogFormat, LoopName
 
-_state = {"debug": False}
+# Commands import what they need inside their bodies: `wslnet ip host` is called from
+# scripts and must start fast, so nothing heavy (asyncio, aiohttp, scapy) loads at import.
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ForwardConfig)}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@dataclass
+class Session:
+    """What the group's options say for every command."""
+
+    debug: bool = False
+
+
+class _Group(click.Group):
+    """Turns an error a user can act on into one line and its exit code (a traceback
+    only with --debug); anything unexpected into one line too."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except WslnetError as exc:
+            _traceback_if_debug(ctx)
+            click.echo(f"wslnet: {exc.message}", err=True)
+            sys.exit(exc.exit_code)
+        except Exception as exc:
+            _traceback_if_debug(ctx)
+            click.echo(
+                f"wslnet: internal error: {type(exc).__name__}: {exc} "
+                "(run with --debug for details)",
+                err=True,
+            )
+            sys.exit(1)
+
+
+def _traceback_if_debug(ctx: click.Context) -> None:
+    if isinstance(ctx.obj, Session) and ctx.obj.debug:
+        import traceback
+
+        traceback.print_exc()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wslnet")
 @click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
-def cli(debug: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """Makes WSL2 networking work, and explains it when it doesn't."""
-    _state["debug"] = debug
+    ctx.obj = Session(debug)
+
+
+def _load_config_file(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    """--config (or the default file if it exists): its settings become the defaults of
+    the other options, so a flag given on the command line wins."""
+    from pathlib import Path
+
+    from wslnet.forward.control.configfile import default_path, load
+
+    path = Path(value) if value else default_path()
+    if value is None and not path.is_file():
+        return None
+    file = load(path)
+    ctx.default_map = {**(ctx.default_map or {}), **file.settings}
+    return file
+
+
+def _networks(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> object:
+    from wslnet.forward.core.rules import parse_networks
+
+    return parse_networks(value, "--allow") if value else None
+
+
+def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    from wslnet.forward.core.config import parse_ports
+
+    return parse_ports(value, f"--{param.name}") if value is not None else None
 
 
 @cli.command(context_settings={"show_default": True})
 @click.argument("rules", nargs=-1, metavar="RULE...")
-@click.option("--connect-timeout", type=float, default=5.0, help="Seconds to reach a target.")
 @click.option(
-    "--idle-timeout", type=float, default=None, help="Close connections idle this long (seconds)."
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    is_eager=True,
+    expose_value=True,
+    callback=_load_config_file,
+    help="TOML file with settings and [[forward]] tables (reloaded on change).",
 )
-@click.option("--max-conns", type=int, default=None, help="Open connections allowed per rule.")
-@click.option("--drain", type=float, default=5.0, help="Seconds open connections get on shutdown.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--connect-timeout",
+    type=float,
+    default=_DEFAULTS["connect_timeout"],
+    help="Seconds to reach a target.",
+)
+@click.option("--idle-timeout", type=float, help="Close connections idle this long (seconds).")
+@click.option("--max-conns", type=int, help="Open connections allowed per rule.")
+@click.option(
+    "--drain",
+    type=float,
+    default=_DEFAULTS["drain"],
+    help="Seconds open connections get on shutdown.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(get_args(LogFormat)),
+    default=_DEFAULTS["log_format"],
+    help="Log lines as text or JSON lines, on stderr.",
+)
 @click.option("-v", "--verbose", count=True, help="More log lines.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.option(
     "--engine",
-    type=click.Choice(["auto", "splice", "protocol"]),
-    default="auto",
+    type=click.Choice(get_args(EngineName)),
+    default=_DEFAULTS["engine"],
     help="Data path: splice (Linux, zero-copy) or asyncio protocols.",
 )
 @click.option(
     "--allow",
     multiple=True,
     metavar="CIDR",
+    callback=_networks,
     help="Who may connect to rules that listen beyond loopback (repeatable).",
 )
 @click.option("--allow-any", is_flag=True, help="Let anyone connect to non-loopback rules.")
 @click.option(
     "--resolve-interval",
     type=float,
-    default=30.0,
+    default=_DEFAULTS["resolve_interval"],
     help="Seconds between lookups of wsl, host and names.",
 )
-@click.option("--udp-timeout", type=float, default=60.0, help="Seconds an idle UDP session lives.")
 @click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="TOML file with settings and [[forward]] tables (reloaded on change).",
+    "--udp-timeout",
+    type=float,
+    default=_DEFAULTS["udp_timeout"],
+    help="Seconds an idle UDP session lives.",
+)
+@click.option(
+    "--udp-max-sessions",
+    type=int,
+    default=_DEFAULTS["udp_max_sessions"],
+    help="Open UDP sessions allowed per rule.",
 )
 @click.option(
     "--api",
-    "api",
     default=None,
     metavar="[HOST:]PORT",
     help="Serve the HTTP control API here (loopback unless --api-allow-remote).",
@@ -71,41 +170,20 @@ def cli(debug: bool) -> None:
     is_flag=True,
     help="Watch WSL's listeners; forward UDP and eth0-bound TCP ones (via wsl.exe).",
 )
-@click.option("--include", default="", metavar="PORTS", help="--auto: only these (3000-9999,22).")
-@click.option("--exclude", default="", metavar="PORTS", help="--auto: never these.")
+@click.option(
+    "--include", metavar="PORTS", callback=_ports, help="--auto: only these (3000-9999,22)."
+)
+@click.option("--exclude", metavar="PORTS", callback=_ports, help="--auto: never these.")
 @click.option("--lan", is_flag=True, help="--auto: listen on 0.0.0.0, for the LAN (needs --allow).")
-@click.option("--distro", default=None, help="--auto: the WSL distribution to watch.")
+@click.option("--distro", help="--auto: the WSL distribution to watch.")
 @click.option(
     "--loop",
     "loop_name",
-    type=click.Choice(["auto", "asyncio", "uvloop"]),
-    default="auto",
+    type=click.Choice(get_args(LoopName)),
+    default=_DEFAULTS["loop"],
     help="Event loop; auto takes uvloop where installed.",
 )
-def forward(
-    rules: tuple[str, ...],
-    connect_timeout: float,
-    idle_timeout: float | None,
-    max_conns: int | None,
-    drain: float,
-    log_format: str,
-    verbose: int,
-    quiet: bool,
-    engine: str,
-    allow: tuple[str, ...],
-    allow_any: bool,
-    resolve_interval: float,
-    udp_timeout: float,
-    config_path: str | None,
-    api: str | None,
-    api_allow_remote: bool,
-    auto: bool,
-    include: str,
-    exclude: str,
-    lan: bool,
-    distro: str | None,
-    loop_name: str,
-) -> None:
+def forward(rules: tuple[str, ...], **opts: Any) -> None:
     """Forward TCP and UDP ports, between Windows and WSL or anywhere.
 
     \b
@@ -121,61 +199,49 @@ def forward(
       wslnet forward 8080=3000 udp/5353=wsl@Debian:53
       wslnet forward 0.0.0.0:2222=wsl:22 --allow 198.19.0.0/24
     """
-    import ipaddress
-    from pathlib import Path
-
-    from click.core import ParameterSource
-
-    from wslnet.forward.config import ForwardConfig
-    from wslnet.forward.rules import parse_rule
+    from wslnet.forward.core.config import AutoConfig
+    from wslnet.forward.core.rules import parse_rule
     from wslnet.forward.run import run
 
-    ctx = click.get_current_context()
-    explicit = frozenset(
-        name for name in ctx.params if ctx.get_parameter_source(name) != ParameterSource.DEFAULT
-    )
-
-    for net in allow:
-        try:
-            ipaddress.ip_network(net, strict=False)
-        except ValueError:
-            raise click.BadParameter(
-                f"{net!r} is not a network such as 198.19.0.0/24", param_hint="--allow"
-            ) from None
+    file = opts.pop("config_file")
+    allow = opts.pop("allow")
+    auto_opts = {k: opts.pop(k) for k in ("include", "exclude", "lan", "distro")}
+    auto = None
+    if opts.pop("auto"):
+        auto = AutoConfig(
+            auto_opts["include"] or (),
+            auto_opts["exclude"] or (),
+            auto_opts["lan"],
+            auto_opts["distro"],
+        )
+    else:
+        given = [k for k, v in auto_opts.items() if v not in (None, False)]
+        if given:
+            raise UsageError(f"--{given[0]} goes with --auto")
+    api, api_allow_remote = opts.pop("api"), opts.pop("api_allow_remote")
+    verbose, quiet = opts.pop("verbose"), opts.pop("quiet")
     config = ForwardConfig(
-        rules=tuple(parse_rule(r, tuple(allow) or None) for r in rules),
-        allow_any=allow_any,
-        resolve_interval=resolve_interval,
-        udp_timeout=udp_timeout,
-        config_path=Path(config_path) if config_path else None,
-        api=_api_address(api, api_allow_remote) if api else None,
-        explicit=explicit,
+        rules=tuple(parse_rule(r, allow) for r in rules),
+        config_path=file.path if file is not None else None,
+        api=_api_address(api, api_allow_remote) if api is not None else None,
         auto=auto,
-        include=include,
-        exclude=exclude,
-        lan=lan,
-        distro=distro,
-        allow=tuple(allow) or None,
-        connect_timeout=connect_timeout,
-        idle_timeout=idle_timeout,
-        max_conns=max_conns,
-        drain=drain,
-        log_format="json" if log_format == "json" else "text",
+        allow=allow,
         verbosity=-1 if quiet else verbose,
-        engine="splice" if engine == "splice" else "protocol" if engine == "protocol" else "auto",
-        loop="asyncio" if loop_name == "asyncio" else "uvloop" if loop_name == "uvloop" else "auto",
+        loop=opts.pop("loop_name"),
+        **opts,
     )
-    sys.exit(run(config))
+    sys.exit(run(config, file))
 
 
 def _api_address(text: str, allow_remote: bool) -> tuple[str, int]:
-    from wslnet.errors import UsageError
-    from wslnet.forward.rules import RuleError, parse_rule
+    from wslnet.forward.core.rules import RuleError, parse_rule
 
     try:
         ep = parse_rule(f"{text}=1").listen
     except RuleError:
         raise UsageError(f"--api {text!r}: expected [HOST:]PORT such as 7070") from None
+    if "/" in text:
+        raise UsageError(f"--api {text!r}: expected [HOST:]PORT such as 7070")
     host = ep.host or "127.0.0.1"
     if not (ep.loopback or allow_remote):
         raise UsageError(f"--api {text!r} is beyond loopback: add --api-allow-remote to mean it")
@@ -192,11 +258,11 @@ def status(as_json: bool, api: str | None) -> None:
     import urllib.error
     import urllib.request
 
-    from wslnet.errors import WslnetError
+    from wslnet.forward.control.status import render
 
     token = os.environ.get("WSLNET_API_TOKEN")
     if api is None or token is None:
-        from wslnet.forward.api_client import find_api
+        from wslnet.forward.control.statefile import find_api
 
         found_url, found_token = find_api()
         api, token = api or found_url, token or found_token
@@ -208,19 +274,9 @@ def status(as_json: bool, api: str | None) -> None:
             doc = json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         raise WslnetError(f"{api}: HTTP {exc.code} (wrong token?)") from None
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise WslnetError(f"{api}: cannot reach the forwarder ({exc})") from None
-    if as_json:
-        click.echo(json.dumps(doc, indent=2))
-        return
-    click.echo(f"wslnet forward, up {doc['uptime']:.0f} s, engine {doc['engine']}")
-    for r in doc["rules"]:
-        resolved = ",".join(r["resolved"]) or "-"
-        click.echo(
-            f"  #{r['id']} {r['proto']} {' '.join(r['listen'])} -> {r['target']} "
-            f"({resolved}) active {r['connections_active']} total "
-            f"{r['connections_total']} up {r['bytes_up']} down {r['bytes_down']}"
-        )
+    click.echo(json.dumps(doc, indent=2) if as_json else render(doc))
 
 
 @cli.command(context_settings={"show_default": True})
@@ -272,6 +328,7 @@ def check(
     """
     import asyncio
 
+    debug = click.get_current_context().find_object(Session)
     from wslnet.check import render, runner
     from wslnet.check.context import Context, Options
     from wslnet.check.model import Finding
@@ -286,7 +343,7 @@ def check(
     options = Options(list(host_port), port, wslconfig, timeout, not no_raw, list(target))
 
     async def go() -> list[Finding]:
-        return await runner.run(selected, Context(env, options), _state["debug"])
+        return await runner.run(selected, Context(env, options), bool(debug and debug.debug))
 
     findings = asyncio.run(go())
     if as_json:
@@ -351,12 +408,7 @@ def listeners(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([x.as_json() for x in found], indent=2))
         return
-    click.echo(f"{'PROTO':<6}{'ADDRESS':<28}{'PROCESS':<20}{'WINDOWS':<11}WHY")
-    for x in found:
-        where = f"[{x.address}]:{x.port}" if ":" in x.address else f"{x.address}:{x.port}"
-        proto = x.proto + ("6" if x.family == "ipv6" else "")
-        who = f"{x.process}/{x.pid}" if x.process else "-"
-        click.echo(f"{proto:<6}{where:<28}{who:<20}{x.windows_localhost:<11}{x.reason}")
+    click.echo(mod.render_table(found))
 
 
 @cli.group()
@@ -449,22 +501,5 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("wslnet: aborted", err=True)
         sys.exit(130)
-    except WslnetError as exc:
-        if _state["debug"]:
-            import traceback
-
-            traceback.print_exc()
-        click.echo(f"wslnet: {exc.message}", err=True)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:
-        if _state["debug"]:
-            import traceback
-
-            traceback.print_exc()
-        click.echo(
-            f"wslnet: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
-            err=True,
-        )
-        sys.exit(1)

@@ -20,6 +20,10 @@ class UsageError(WslnetError):
 
 
 class ListenError(WslnetError):
-    """A listening socket could not be opened."""
+    """A listening socket could not be opened; `errno` says why, for code to branch on."""
 
     exit_code = 2
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno

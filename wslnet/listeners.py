@@ -136,3 +136,14 @@ def collect(
             )
     out.sort(key=lambda x: (x.port, x.proto, x.family, x.address))
     return out, problems
+
+
+def render_table(found: list[Listener]) -> str:
+    """`wslnet listeners` for people: one line per socket."""
+    lines = [f"{'PROTO':<6}{'ADDRESS':<28}{'PROCESS':<20}{'WINDOWS':<11}WHY"]
+    for x in found:
+        where = f"[{x.address}]:{x.port}" if ":" in x.address else f"{x.address}:{x.port}"
+        proto = x.proto + ("6" if x.family == "ipv6" else "")
+        who = f"{x.process}/{x.pid}" if x.process else "-"
+        lines.append(f"{proto:<6}{where:<28}{who:<20}{x.windows_localhost:<11}{x.reason}")
+    return "\n".join(lines)

@@ -1,22 +1,24 @@
-"""Runs a forwarder to completion: event loop choice, signals, descriptor limit."""
+"""Runs a forwarder to completion: the composition root that wires the core, the data
+path and the control plane together (event loop, signals, descriptor limit)."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from wslnet.errors import UsageError
-from wslnet.forward.config import ForwardConfig, LoopName
-from wslnet.forward.configfile import FileConfig, default_path, load
-from wslnet.forward.log import EventLog
-from wslnet.forward.server import Forwarder
+from wslnet.forward.control.configfile import FileConfig, default_path
+from wslnet.forward.control.reload import Reloader
+from wslnet.forward.core.config import ForwardConfig, LoopName
+from wslnet.forward.core.log import EventLog
+from wslnet.forward.core.rules import Rule
+from wslnet.forward.core.server import Forwarder
+from wslnet.forward.core.table import Origin
 
 
 def raise_fd_limit() -> None:
@@ -71,34 +73,11 @@ def run_loop(
             loop.close()
 
 
-def with_file(config: ForwardConfig) -> tuple[ForwardConfig, FileConfig | None]:
-    """Reads the config file (--config, or the default one if it exists); command-line
-    options win over its settings."""
-    path = config.config_path
-    if path is None:
-        default = default_path()
-        path = default if default.is_file() else None
-    if path is None:
-        return config, None
-    conf = load(path)
-    given = {k: v for k, v in conf.settings.items() if k not in config.explicit}
-    return dataclasses.replace(config, config_path=path, **given), conf
-
-
-def run(config: ForwardConfig) -> int:
-    config, conf = with_file(config)
-    if config.auto:
-        from wslnet.forward.auto import parse_ports
-
-        parse_ports(config.include, "--include")
-        parse_ports(config.exclude, "--exclude")
-        if config.lan and config.allow is None and not config.allow_any:
-            raise UsageError(
-                "--auto --lan exposes ports to the LAN: say who may connect "
-                "with --allow CIDR, or --allow-any"
-            )
-    nothing = not config.rules and (conf is None or not conf.rules)
-    if nothing and config.api is None and not config.auto:
+def run(config: ForwardConfig, file: FileConfig | None) -> int:
+    """Runs until a signal; `file` is the config file as read at start (its settings
+    are already in `config`)."""
+    nothing = not config.rules and (file is None or not file.rules)
+    if nothing and config.api is None and config.auto is None:
         raise UsageError(
             "no rule given: name one (such as 8080 or 8080=198.18.5.20:8080), "
             f"or write [[forward]] tables in {config.config_path or default_path()}"
@@ -106,88 +85,60 @@ def run(config: ForwardConfig) -> int:
     raise_fd_limit()
     loop_name, factory = loop_factory(config.loop)
     log = EventLog(config.log_format, config.verbosity)
-    return run_loop(factory, _main(config, conf, log, loop_name))
+    return run_loop(factory, _main(config, file, log, loop_name))
 
 
-async def _main(
-    config: ForwardConfig, conf: FileConfig | None, log: EventLog, loop_name: str
-) -> int:
-    loop = asyncio.get_running_loop()
-    loop.set_exception_handler(_loop_error_logger(log))
-    forwarder = Forwarder(config, log)
-    forwarder.config_path = config.config_path
-    await forwarder.open_listeners(conf.rules if conf else None)
+async def _main(config: ForwardConfig, file: FileConfig | None, log: EventLog, loop: str) -> int:
+    asyncio.get_running_loop().set_exception_handler(_loop_error_logger(log))
+    fwd = Forwarder(config, log)
+    rules: list[tuple[Rule, Origin]] = [(r, "cli") for r in config.rules]
+    rules += [(r, "config") for r in (file.rules if file else [])]
+    await fwd.startup(rules)
+    reloader = Reloader(fwd, config.config_path)
+    tasks: list[asyncio.Task[None]] = []
     api = None
     if config.api is not None:
-        from wslnet.forward.api import ControlApi
+        from wslnet.forward.control.api import ControlApi
 
-        api = ControlApi(forwarder, *config.api, os.environ.get("WSLNET_API_TOKEN"))
+        token = os.environ.get("WSLNET_API_TOKEN")
+        api = ControlApi(fwd, reloader, *config.api, token)
         try:
             await api.start()
         except BaseException:
-            await forwarder.shutdown()
+            await fwd.shutdown()
             raise
-    _install_signals(forwarder)
-    watcher = None
+    _install_signals(fwd, reloader)
     if config.config_path is not None:
-        watcher = loop.create_task(_watch(forwarder, config.config_path))
+        tasks.append(asyncio.create_task(reloader.watch()))
     auto = None
-    if config.auto:
-        from wslnet.forward.auto import AutoForward, parse_ports
+    if config.auto is not None:
+        from wslnet.forward.control.auto import AutoForward
 
-        auto = AutoForward(
-            forwarder,
-            log,
-            config.distro,
-            parse_ports(config.include, ""),
-            parse_ports(config.exclude, ""),
-            config.lan,
-            config.allow,
-        )
-        auto_task = loop.create_task(auto.run())
-    log("info", "started", rules=len(forwarder.rules), engine=forwarder.engine, loop=loop_name)
+        auto = AutoForward(fwd, log, config.auto, config.allow)
+        tasks.append(asyncio.create_task(auto.run()))
+    log("info", "started", rules=len(fwd.table.rules), engine=fwd.engine, loop=loop)
     try:
-        await forwarder.serve()
+        await fwd.serve()
     finally:
-        if watcher is not None:
-            watcher.cancel()
+        for task in tasks:
+            task.cancel()
         if auto is not None:
-            auto_task.cancel()
             auto.stop()
         if api is not None:
             await api.stop()
     return 0
 
 
-async def _watch(forwarder: Forwarder, path: Path, every: float = 1.0) -> None:
-    """Reloads when the file changes (its mtime or size)."""
-
-    def stamp() -> tuple[float, int] | None:
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        return st.st_mtime, st.st_size
-
-    last = stamp()
-    while True:
-        await asyncio.sleep(every)
-        now = stamp()
-        if now != last and now is not None:
-            last = now
-            await forwarder.reload_config()
-
-
-def _install_signals(forwarder: Forwarder) -> None:
+def _install_signals(fwd: Forwarder, reloader: Reloader) -> None:
     loop = asyncio.get_running_loop()
     if sys.platform != "win32":
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(forwarder.reload_config()))
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reloader.reload()))
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, forwarder.request_stop)
+            loop.add_signal_handler(sig, fwd.request_stop)
         except (NotImplementedError, RuntimeError):
             # Windows' loops have no add_signal_handler: hop over from the handler.
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(forwarder.request_stop))
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(fwd.request_stop))
 
 
 def _loop_error_logger(

@@ -13,13 +13,13 @@ import functools
 import socket
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from wslnet.forward.log import EventLog, end_level, reason_key
-from wslnet.forward.resolve import Address, ResolveError, Resolver
-from wslnet.forward.rules import Rule, format_addr, format_hostport
+from wslnet.forward.core.log import EventLog
+from wslnet.forward.core.resolve import Address, ResolveError, Resolver
+from wslnet.forward.core.rules import Rule, admits, format_addr, format_hostport
+from wslnet.forward.core.stats import Counters, end_level
 
 UDP_BUFFER = 4 << 20
 
@@ -141,7 +141,7 @@ class UdpRule:
         log: EventLog,
         timeout: float,
         max_sessions: int,
-        allowed: Callable[[object], bool],
+        counters: Counters,
     ) -> None:
         self.rule = rule
         self.id = rule_id
@@ -150,15 +150,10 @@ class UdpRule:
         self.log = log
         self.timeout = timeout
         self.max_sessions = max_sessions
-        self.allowed = allowed
+        self.counters = counters
         self.loop = asyncio.get_running_loop()
         self.sessions: dict[tuple[str, int], Session] = {}
         self.transports: list[asyncio.DatagramTransport] = []
-        self.total = 0
-        self.refused = 0
-        self.up = 0
-        self.down = 0
-        self.errors: dict[str, int] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -169,18 +164,24 @@ class UdpRule:
             self.transports.append(transport)
         self._sweeper = self.loop.create_task(self._sweep())
 
+    def live_bytes(self) -> tuple[int, int]:
+        """(up, down) moved by the open sessions."""
+        sessions = self.sessions.values()
+        return sum(s.up for s in sessions), sum(s.down for s in sessions)
+
     def from_client(self, via: _Listen, data: bytes, addr: tuple[str, int]) -> None:
         key = (str(addr[0]), int(addr[1]))
         session = self.sessions.get(key)
         if session is None:
-            if not self.allowed(addr):
-                self.refused += 1
-                self._count("not-allowed")
+            counters = self.counters
+            if self.rule.allow is not None and not admits(self.rule.allow, addr):
+                counters.denied += 1
+                counters.ended["not-allowed"] += 1
                 return
             if len(self.sessions) >= self.max_sessions:
-                self.refused += 1
-                self._count("max-sessions")
-                if self.errors["max-sessions"] == 1 or self.errors["max-sessions"] % 1000 == 0:
+                counters.rejected += 1
+                counters.ended["max-sessions"] += 1
+                if counters.rejected == 1 or counters.rejected % 1000 == 0:
                     self.log(
                         "warning",
                         "udp-refused",
@@ -192,7 +193,7 @@ class UdpRule:
                 return
             session = Session(self, key, via)
             self.sessions[key] = session
-            self.total += 1
+            counters.accepted += 1
             self.loop.create_task(self._open(session))
         session.send(data)
 
@@ -225,10 +226,7 @@ class UdpRule:
         self.sessions.pop(session.client, None)
         if session.transport is not None:
             session.transport.close()
-        self.up += session.up
-        self.down += session.down
-        if reason != "idle-timeout":
-            self._count(reason_key(reason))
+        self.counters.finished(reason, session.up, session.down)
         level = end_level(reason)
         if self.log.enabled(level):
             self.log(
@@ -245,9 +243,6 @@ class UdpRule:
                 reason=reason,
             )
 
-    def _count(self, reason: str) -> None:
-        self.errors[reason] = self.errors.get(reason, 0) + 1
-
     async def _sweep(self) -> None:
         step = min(1.0, self.timeout / 4)
         while True:
@@ -257,13 +252,11 @@ class UdpRule:
                 if now - session.last >= self.timeout:
                     self.end(session, "idle-timeout")
 
-    def stop_listening(self) -> None:
+    def close(self) -> None:
+        """Stops listening and ends every session: datagrams have no stream to drain."""
         for transport in self.transports:
             transport.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
-
-    def close(self) -> None:
-        self.stop_listening()
         for session in list(self.sessions.values()):
             self.end(session, "shutdown")

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from dataclasses import dataclass
 
-from wslnet.errors import UsageError
 from wslnet.facts import procnet
-from wslnet.forward.log import EventLog
-from wslnet.forward.resolve import ResolveError
-from wslnet.forward.rules import LOOPBACK, WSL, Endpoint, Rule
-from wslnet.forward.server import Forwarder
+from wslnet.forward.core.config import AutoConfig
+from wslnet.forward.core.log import EventLog
+from wslnet.forward.core.resolve import ResolveError
+from wslnet.forward.core.rules import LOOPBACK, WSL, Endpoint, Network, Proto, Rule
+from wslnet.forward.core.server import Forwarder
 
-FILES = {
+FILES: dict[str, tuple[procnet.Proto, procnet.Family]] = {
     "tcp": ("tcp", "ipv4"),
     "tcp6": ("tcp", "ipv6"),
     "udp": ("udp", "ipv4"),
@@ -33,38 +32,11 @@ _SCRIPT = (
 )
 
 
-@dataclass(frozen=True)
-class PortRange:
-    low: int
-    high: int
-
-    def __contains__(self, port: object) -> bool:
-        return isinstance(port, int) and self.low <= port <= self.high
-
-
-def parse_ports(text: str, option: str) -> list[PortRange]:
-    """`3000-9999`, `22,5432` or a mix."""
-    ranges = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        low, _, high = part.partition("-")
-        try:
-            lo, hi = int(low), int(high or low)
-        except ValueError:
-            raise UsageError(f"{option} {text!r}: expected ports such as 3000-9999,22") from None
-        if not (1 <= lo <= hi <= 65535):
-            raise UsageError(f"{option} {text!r}: ports run from 1 to 65535, low-high")
-        ranges.append(PortRange(lo, hi))
-    return ranges
-
-
 def wanted(
     entries: list[procnet.SocketEntry], vm_addrs: set[str], lan: bool
-) -> set[tuple[str, int]]:
+) -> set[tuple[Proto, int]]:
     """(proto, port) pairs the relay leaves unreachable (or, with lan, all TCP too)."""
-    out = set()
+    out: set[tuple[Proto, int]] = set()
     for e in entries:
         if not e.listening:
             continue
@@ -76,42 +48,38 @@ def wanted(
     return out
 
 
+def parse_snapshot(parts: dict[str, list[str]]) -> list[procnet.SocketEntry]:
+    """The /proc/net files of one snapshot, as the listeners parser reads them."""
+    entries: list[procnet.SocketEntry] = []
+    for fname, lines in parts.items():
+        if fname in FILES:
+            proto, family = FILES[fname]
+            found, _ = procnet.parse("\n".join(lines), proto, family)
+            entries += found
+    return entries
+
+
 class AutoForward:
     def __init__(
         self,
         fwd: Forwarder,
         log: EventLog,
-        distro: str | None,
-        include: list[PortRange],
-        exclude: list[PortRange],
-        lan: bool,
-        allow: tuple[str, ...] | None,
+        config: AutoConfig,
+        allow: tuple[Network, ...] | None,
     ) -> None:
         self.fwd = fwd
         self.log = log
-        self.target_host = f"{WSL}@{distro}" if distro else WSL
-        self.distro = distro
-        self.include, self.exclude = include, exclude
-        self.lan = lan
+        self.config = config
+        self.distro = config.distro
+        self.target_host = f"{WSL}@{config.distro}" if config.distro else WSL
         self.allow = allow
-        self.current: set[tuple[str, int]] = set()
+        self.current: set[tuple[Proto, int]] = set()
         self.proc: asyncio.subprocess.Process | None = None
 
-    def _rule(self, proto: str, port: int) -> Rule:
-        listen = Endpoint("0.0.0.0" if self.lan else LOOPBACK, port)
+    def rule(self, proto: Proto, port: int) -> Rule:
+        listen = Endpoint("0.0.0.0" if self.config.lan else LOOPBACK, port)
         text = f"{proto}/{listen}={self.target_host}:{port}"
-        return Rule(
-            "udp" if proto == "udp" else "tcp",
-            listen,
-            Endpoint(self.target_host, port),
-            text,
-            self.allow,
-        )
-
-    def _keep(self, port: int) -> bool:
-        if self.include and not any(port in r for r in self.include):
-            return False
-        return not any(port in r for r in self.exclude)
+        return Rule(proto, listen, Endpoint(self.target_host, port), text, self.allow)
 
     async def run(self) -> None:
         exe = shutil.which("wsl.exe") or shutil.which("wsl")
@@ -160,23 +128,19 @@ class AutoForward:
                 parts[name].append(line)
 
     async def _snapshot(self, parts: dict[str, list[str]]) -> None:
-        entries: list[procnet.SocketEntry] = []
-        for fname, lines in parts.items():
-            if fname in FILES:
-                proto, family = FILES[fname]
-                found, _ = procnet.parse("\n".join(lines), proto, family)  # type: ignore[arg-type]
-                entries += found
+        entries = parse_snapshot(parts)
         try:
             vm = {a[1][0] for a in await self.fwd.resolver.resolve(Endpoint(self.target_host, 1))}
         except ResolveError as exc:
             self.log("warning", "auto-wait", msg=str(exc))
             return
-        want = {(p, port) for p, port in wanted(entries, vm, self.lan) if self._keep(port)}
+        lan = self.config.lan
+        want = {(p, port) for p, port in wanted(entries, vm, lan) if self.config.keeps(port)}
         if want == self.current:
             return
         added, removed = sorted(want - self.current), sorted(self.current - want)
         self.current = want
-        await self.fwd.apply([self._rule(p, port) for p, port in sorted(want)], "auto")
+        await self.fwd.table.apply([self.rule(p, port) for p, port in sorted(want)], "auto")
         # Logged once done: a script that waits for the line may connect at once.
         for proto, port in added:
             self.log("info", "auto-add", proto=proto, port=port)

@@ -21,8 +21,8 @@ import select
 import socket
 from collections.abc import Callable
 
-from wslnet.forward.epoll import READ_EVENTS, WRITE_EVENTS
-from wslnet.forward.relay import Poller, Relay, set_reset_on_close, side_error
+from wslnet.forward.data.epoll import READ_EVENTS, WRITE_EVENTS
+from wslnet.forward.data.relay import Poller, Relay, Side, set_reset_on_close, side_error
 
 COPY_SIZE = 64 * 1024
 PIPE_SIZE = 1024 * 1024
@@ -52,20 +52,22 @@ class _Pump:
         "pw",
         "relay",
         "size",
+        "splicing",
         "src",
         "src_fd",
         "total",
     )
 
     def __init__(
-        self, relay: SpliceRelay, src: socket.socket, dst: socket.socket, name: str, peer: str
+        self, relay: SpliceRelay, src: socket.socket, dst: socket.socket, name: Side, peer: Side
     ) -> None:
         self.relay = relay
         self.loop = relay.loop
         self.src, self.dst = src, dst
         self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
         self.name, self.peer = name, peer  # which side reads here, which side is written
-        self.pr = self.pw = -1
+        self.splicing = False  # copying through the shared buffer until a read fills it
+        self.pr = self.pw = -1  # the pipe, once splicing
         self.size = PIPE_SIZE
         self.pending = 0  # bytes in the pipe
         self.held = b""  # copied bytes the destination did not take yet
@@ -78,7 +80,7 @@ class _Pump:
         """Moves data until the source runs dry (edge-triggered: it must be drained)."""
         if self.blocked or self.eof or self.relay.closed:
             return
-        if self.pr < 0 and not self._copy():
+        if not self.splicing and not self._copy():
             return
         self._splice()
 
@@ -135,6 +137,7 @@ class _Pump:
 
     def _open_pipe(self) -> None:
         self.pr, self.pw = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.splicing = True
         try:
             fcntl.fcntl(self.pw, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         except OSError:  # over the per-user pipe quota: the default size still works
@@ -190,18 +193,21 @@ class _Pump:
         # Half-close: pass the FIN on and keep the other direction running. When that
         # direction is over too, the close right after sends the FIN.
         self.eof = True
-        if not self.relay.ending():
-            try:
-                self.dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-        self.relay.direction_done()
+        if self.relay.ending.eof(self.name):
+            self.relay.stop(reset=False)
+            self.relay.ending.finish()
+            return
+        try:
+            self.dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
     def stop(self) -> None:
-        for fd in (self.pr, self.pw):
-            if fd >= 0:
-                os.close(fd)
-        self.pr = self.pw = -1
+        if self.splicing:
+            os.close(self.pr)
+            os.close(self.pw)
+            self.splicing = False
+            self.pr = self.pw = -1
 
 
 class SpliceRelay(Relay):
@@ -252,7 +258,7 @@ class SpliceRelay(Relay):
         self._on_event(events, self.target, "target", self.pumps[1], self.pumps[0])
 
     def _on_event(
-        self, events: int, sock: socket.socket, name: str, reads: _Pump, writes: _Pump
+        self, events: int, sock: socket.socket, name: Side, reads: _Pump, writes: _Pump
     ) -> None:
         if events & select.EPOLLERR:
             # A reset is reported even on a half-closed socket nobody reads any more.
@@ -267,18 +273,10 @@ class SpliceRelay(Relay):
                 reads.hup = True
             reads.readable()
 
-    def ending(self) -> bool:
-        """True when both directions have seen end of file."""
-        return self.pumps[0].eof and self.pumps[1].eof
-
-    def direction_done(self) -> None:
-        if self.ending():
-            self._close(reset=False)
-            self._finish("closed")
-
     def fail(self, reason: str, reset: bool) -> None:
-        self._close(reset=reset)
-        self._finish(reason)
+        self.ending.claim(reason)
+        self.stop(reset=reset)
+        self.ending.finish()
 
     def abort(self, reason: str) -> None:
         self.fail(reason, reset=True)
@@ -286,7 +284,8 @@ class SpliceRelay(Relay):
     def close(self, reason: str) -> None:
         self.fail(reason, reset=False)
 
-    def _close(self, reset: bool) -> None:
+    def stop(self, reset: bool) -> None:
+        """Closes both sockets (and the pipes): with a reset, or in order."""
         if self.closed:
             return
         self.closed = True

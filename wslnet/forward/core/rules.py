@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from wslnet.errors import UsageError
 
 Proto = Literal["tcp", "udp"]
+Part = Literal["rule", "proto", "listen", "target"]  # the part of a rule an error is about
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 RULE_FORM = (
     "[tcp/|udp/][HOST:]PORT[=[HOST:]PORT], e.g. 8080, 8080=3000, 8080=198.18.5.20:8080 "
@@ -28,10 +31,37 @@ _DISTRO_TARGET = re.compile(r"^wsl@[A-Za-z0-9._-]+$")
 
 
 class RuleError(UsageError):
-    def __init__(self, rule: str, why: str) -> None:
+    def __init__(self, rule: str, part: Part, why: str) -> None:
         super().__init__(f"bad rule {rule!r}: {why}; expected {RULE_FORM}")
         self.rule = rule
+        self.part = part
         self.why = why
+
+
+def parse_networks(items: Iterable[object], what: str) -> tuple[Network, ...]:
+    """Allow-list entries (`198.19.0.0/24`, `::1`), parsed once wherever they come from."""
+    nets = []
+    for item in items:
+        if not isinstance(item, str):
+            raise UsageError(f"{what}: {item!r} is not a network such as 198.19.0.0/24")
+        try:
+            nets.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise UsageError(f"{what}: {item!r} is not a network such as 198.19.0.0/24") from None
+    return tuple(nets)
+
+
+def admits(allow: tuple[Network, ...], addr: object) -> bool:
+    """Whether a peer address (as accept() or recvfrom() gives it) is on the list."""
+    if not isinstance(addr, tuple):
+        return True  # not an IP peer (a Unix socket): nothing to judge
+    try:
+        ip = ipaddress.ip_address(str(addr[0]).split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in allow)
 
 
 @dataclass(frozen=True)
@@ -65,7 +95,7 @@ class Rule:
     listen: Endpoint
     target: Endpoint
     text: str
-    allow: tuple[str, ...] | None = None  # networks that may connect; None: not said
+    allow: tuple[Network, ...] | None = None  # networks that may connect; None: not said
 
     def __str__(self) -> str:
         return f"{self.proto}/{self.listen}={self.target}"
@@ -93,77 +123,84 @@ def is_ip(host: str) -> bool:
     return True
 
 
-def _split_hostport(text: str, rule: str, what: str) -> tuple[str | None, str]:
+def _split_hostport(text: str, rule: str, part: Part) -> tuple[str | None, str]:
     """Splits `HOST:PORT`, `[V6]:PORT` or `PORT` into (host or None, port text)."""
+    what = "listen address" if part == "listen" else "target"
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise RuleError(rule, f"{what} {text!r} has '[' without ']'")
+            raise RuleError(rule, part, f"{what} {text!r} has '[' without ']'")
         host, rest = text[1:end], text[end + 1 :]
         if not rest.startswith(":"):
-            raise RuleError(rule, f"{what} {text!r} needs a port after ']', as in [::1]:8080")
+            raise RuleError(rule, part, f"{what} {text!r} needs a port after ']', as in [::1]:8080")
         if not is_ip(host) or ":" not in host:
-            raise RuleError(rule, f"{host!r} in brackets is not an IPv6 address")
+            raise RuleError(rule, part, f"{host!r} in brackets is not an IPv6 address")
         return host, rest[1:]
     if text.count(":") > 1:
-        raise RuleError(rule, f"put an IPv6 address in brackets, as in [::1]:8080 (got {text!r})")
+        raise RuleError(
+            rule, part, f"put an IPv6 address in brackets, as in [::1]:8080 (got {text!r})"
+        )
     if ":" in text:
         host, port = text.split(":", 1)
         if not host:
-            raise RuleError(rule, f"{what} {text!r} has an empty host")
+            raise RuleError(rule, part, f"{what} {text!r} has an empty host")
         return host, port
     return None, text
 
 
-def _port(text: str, rule: str, what: str, allow_zero: bool) -> int:
+def _port(text: str, rule: str, part: Part, allow_zero: bool) -> int:
     if not text:
-        raise RuleError(rule, f"{what} port is missing")
-    if not text.isdigit():
-        raise RuleError(rule, f"{what} port {text!r} is not a number")
-    port = int(text)
+        raise RuleError(rule, part, f"{part} port is missing")
+    # isdigit() alone admits other scripts' digits ('٨٠٨٠') and superscripts.
+    if not (text.isascii() and text.isdigit()):
+        raise RuleError(rule, part, f"{part} port {text!r} is not a number")
     low = 0 if allow_zero else 1
-    if not low <= port <= 65535:
-        raise RuleError(rule, f"{what} port {port} is out of range ({low}-65535)")
-    return port
+    if len(text) > 5 or not low <= int(text) <= 65535:
+        raise RuleError(rule, part, f"{part} port {text[:12]} is out of range ({low}-65535)")
+    return int(text)
 
 
-def parse_rule(text: str, allow: tuple[str, ...] | None = None) -> Rule:
+def parse_rule(text: str, allow: tuple[Network, ...] | None = None) -> Rule:
     """Parses one rule. A listen port of 0 asks the system for a free port.
 
     `8080` forwards localhost:8080 to wsl:8080; `8080=3000` to wsl:3000."""
     rule = text.strip()
     if not rule:
-        raise RuleError(text, "the rule is empty")
+        raise RuleError(text, "rule", "the rule is empty")
     proto: Proto = "tcp"
     body = rule
     if "/" in rule.split("=", 1)[0]:
         prefix, body = rule.split("/", 1)
         if prefix.lower() not in ("tcp", "udp"):
-            raise RuleError(rule, f"unknown protocol {prefix!r} (tcp or udp)")
+            raise RuleError(rule, "proto", f"unknown protocol {prefix!r} (tcp or udp)")
         proto = "tcp" if prefix.lower() == "tcp" else "udp"
     listen_text, _, target_text = body.partition("=")
     target_text = target_text.strip()
     if not listen_text:
-        raise RuleError(rule, "the listen port is missing")
-    lhost, lport = _split_hostport(listen_text, rule, "listen address")
+        raise RuleError(rule, "listen", "the listen port is missing")
+    lhost, lport = _split_hostport(listen_text, rule, "listen")
     if lhost is not None and not is_ip(lhost):
-        raise RuleError(rule, f"listen host {lhost!r} must be an IP address such as 127.0.0.1")
+        raise RuleError(
+            rule, "listen", f"listen host {lhost!r} must be an IP address such as 127.0.0.1"
+        )
     listen = Endpoint(lhost or LOOPBACK, _port(lport, rule, "listen", allow_zero=True))
     if "=" not in body:
         if listen.port == 0:
-            raise RuleError(rule, "port 0 needs a target port (0=PORT)")
+            raise RuleError(rule, "listen", "port 0 needs a target port (0=PORT)")
         return Rule(proto, listen, Endpoint(WSL, listen.port), rule, allow)
     if not target_text:
-        raise RuleError(rule, "the target is missing after '='")
-    if target_text.isdigit():
+        raise RuleError(rule, "target", "the target is missing after '='")
+    if target_text.isascii() and target_text.isdigit():
         return Rule(
             proto, listen, Endpoint(WSL, _port(target_text, rule, "target", False)), rule, allow
         )
 
     thost, tport = _split_hostport(target_text, rule, "target")
     if thost is None:
-        raise RuleError(rule, f"target {target_text!r} is neither PORT nor HOST:PORT")
+        raise RuleError(rule, "target", f"target {target_text!r} is neither PORT nor HOST:PORT")
     if not (is_ip(thost) or _HOSTNAME.match(thost) or _DISTRO_TARGET.match(thost)):
-        raise RuleError(rule, f"target host {thost!r} is neither an IP address nor a host name")
+        raise RuleError(
+            rule, "target", f"target host {thost!r} is neither an IP address nor a host name"
+        )
     target = Endpoint(thost, _port(tport, rule, "target", allow_zero=False))
     return Rule(proto, listen, target, rule, allow)

@@ -11,13 +11,20 @@ import socket
 from collections.abc import Callable
 from typing import cast
 
-from wslnet.forward.relay import HIGH_WATER, LOW_WATER, Relay, set_reset_on_close, side_error
+from wslnet.forward.data.relay import (
+    HIGH_WATER,
+    LOW_WATER,
+    Relay,
+    Side,
+    set_reset_on_close,
+    side_error,
+)
 
 
 class _Side(asyncio.Protocol):
-    def __init__(self, relay: ProtocolRelay, name: str) -> None:
+    def __init__(self, relay: ProtocolRelay, name: Side) -> None:
         self.relay = relay
-        self.name = name  # "client" or "target"
+        self.name = name
         self.peer: _Side
         self.transport: asyncio.Transport | None = None
         self.received = 0  # bytes read here and handed to the peer
@@ -48,10 +55,12 @@ class _Side(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self.relay.ending.eof(self.name):
+            self.relay.close_both()
+            return True
         peer = self.peer.transport
         if peer is not None and not peer.is_closing() and peer.can_write_eof():
             peer.write_eof()
-        self.relay.direction_done()
         return True  # keep our write side open: half-close
 
     def pause_writing(self) -> None:
@@ -74,13 +83,13 @@ class ProtocolRelay(Relay):
         client: socket.socket,
         target: socket.socket,
         on_end: Callable[[str], None],
+        target_spoke: bool = False,  # the protocol engine reads it on its own
     ) -> None:
         super().__init__(loop, on_end)
         self.client_sock, self.target_sock = client, target
         self.client = _Side(self, "client")
         self.target = _Side(self, "target")
         self.client.peer, self.target.peer = self.target, self.client
-        self.reason: str | None = None
 
     @property
     def up(self) -> int:
@@ -102,40 +111,35 @@ class ProtocolRelay(Relay):
             self.abort(f"error: {exc}")
 
     def side_ready(self) -> None:
-        if self.reason is not None:  # aborted while the sockets were being wrapped
-            self.abort(self.reason)
+        if self.ending.reason is not None and not self.ending.both_eof:
+            self.abort(self.ending.reason)  # aborted while the sockets were being wrapped
 
-    def direction_done(self) -> None:
-        if self.client.eof and self.target.eof:
-            self.reason = self.reason or "closed"
-            for side in (self.client, self.target):
-                if side.transport is not None:
-                    side.transport.close()  # flushes what is buffered, then closes
+    def close_both(self) -> None:
+        for side in (self.client, self.target):
+            if side.transport is not None and not side.lost:
+                side.transport.close()  # flushes what is buffered, then closes
 
     def side_lost(self, side: _Side, exc: Exception | None) -> None:
-        if exc is not None and self.reason is None:
-            self.abort(side_error(side.name, exc))
-            return
-        if not side.peer.lost and self.reason is None:
-            # Closed without passing through EOF (e.g. aborted by the loop): end both.
-            self.abort(f"{side.name}-closed")
-            return
+        if self.ending.reason is None:
+            if exc is not None:
+                self.abort(side_error(side.name, exc))
+                return
+            if not side.peer.lost:
+                # Closed without passing through EOF (e.g. aborted by the loop): end both.
+                self.abort(f"{side.name}-closed")
+                return
         if side.peer.lost:
-            self._finish(self.reason or "closed")
+            self.ending.finish()
 
     def close(self, reason: str) -> None:
         if self.client.transport is None or self.target.transport is None:
             self.abort(reason)
             return
-        if self.reason is None:
-            self.reason = reason
-        for side in (self.client, self.target):
-            if side.transport is not None and not side.lost:
-                side.transport.close()
+        self.ending.claim(reason)
+        self.close_both()
 
     def abort(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
+        self.ending.claim(reason)
         for side, sock in ((self.client, self.client_sock), (self.target, self.target_sock)):
             if side.lost:
                 continue
@@ -148,6 +152,6 @@ class ProtocolRelay(Relay):
             raw = side.transport.get_extra_info("socket")
             if raw is not None:
                 set_reset_on_close(raw)
-            side.transport.abort()  # connection_lost follows, then _finish
+            side.transport.abort()  # connection_lost follows, then the end
         if self.client.lost and self.target.lost:
-            self._finish(self.reason)
+            self.ending.finish()

@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from wslnet.forward.rules import HOST, WSL, Endpoint
+from wslnet.forward.core.rules import HOST, WSL, Endpoint
 
 Address = tuple[socket.AddressFamily, tuple[str, int]]
 

@@ -8,12 +8,12 @@
     proto = "tcp"                # or "udp"
     allow = ["198.19.0.0/24"]    # who may connect, for listen hosts beyond loopback
 
-Errors name the file, the table and the field.
+Errors name the file, the table and the field. At start the settings become the CLI's
+defaults (flags win); on reload only the rules change.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from wslnet.errors import UsageError
-from wslnet.forward.rules import Rule, RuleError, parse_rule
+from wslnet.forward.core.rules import Rule, RuleError, parse_networks, parse_rule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -109,19 +109,13 @@ def _rule(table: dict[str, Any], where: str) -> Rule:
     if proto not in ("tcp", "udp"):
         raise UsageError(f"{where}: field 'proto': {proto!r} is neither tcp nor udp")
     allow = table.get("allow")
-    if allow is not None:
-        if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
-            raise UsageError(f"{where}: field 'allow' must be a list of networks")
-        for net in allow:
-            try:
-                ipaddress.ip_network(net, strict=False)
-            except ValueError:
-                raise UsageError(f"{where}: field 'allow': {net!r} is not a network") from None
+    if allow is not None and not isinstance(allow, list):
+        raise UsageError(f"{where}: field 'allow' must be a list of networks")
+    nets = parse_networks(allow, f"{where}: field 'allow'") if allow is not None else None
     text = f"{proto}/{table['listen']}"
     if "target" in table:
         text += f"={table['target']}"
     try:
-        return parse_rule(text, tuple(allow) if allow is not None else None)
+        return parse_rule(text, nets)
     except RuleError as exc:
-        field_name = "listen" if "listen" in exc.why else "target"
-        raise UsageError(f"{where}: field {field_name!r}: {exc.why}") from None
+        raise UsageError(f"{where}: field {exc.part!r}: {exc.why}") from None

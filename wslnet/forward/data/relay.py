@@ -1,4 +1,4 @@
-"""What every relay engine provides: byte counters, a done future, abort."""
+"""What every relay engine shares: the rules of how a relay ends, byte counters, abort."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
-from typing import Protocol
+from typing import Literal, Protocol
 
 # Enough for one read chunk plus a full write buffer in each direction (see README).
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 
+Side = Literal["client", "target"]
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
 
 
-def side_error(side: str, exc: BaseException) -> str:
+def side_error(side: Side, exc: BaseException) -> str:
     """Names why a connection ended from an error seen on one side."""
     if isinstance(exc, OSError) and exc.errno in _RESET_ERRNOS:
         return f"{side}-reset"
@@ -48,13 +49,55 @@ class Poller(Protocol):
     def forget(self, fd: int) -> None: ...
 
 
+class Ending:
+    """How a relay ends, whatever its engine: a direction ends at its end of file and
+    passes it on (half-close); when both have, the connection closes with "closed". An
+    error or an abort ends it at once; the first reason given wins, and the owner hears
+    it exactly once."""
+
+    __slots__ = ("client_eof", "finished", "on_end", "reason", "target_eof")
+
+    def __init__(self, on_end: Callable[[str], None]) -> None:
+        self.on_end = on_end
+        self.client_eof = False  # the client sent its FIN (the upstream direction is over)
+        self.target_eof = False
+        self.reason: str | None = None
+        self.finished = False
+
+    def eof(self, side: Side) -> bool:
+        """Notes one side's end of file; True once both directions are over."""
+        if side == "client":
+            self.client_eof = True
+        else:
+            self.target_eof = True
+        if self.client_eof and self.target_eof:
+            self.claim("closed")
+            return True
+        return False
+
+    @property
+    def both_eof(self) -> bool:
+        return self.client_eof and self.target_eof
+
+    def claim(self, reason: str) -> str:
+        """Gives the reason the connection ends, unless an earlier one was given."""
+        if self.reason is None:
+            self.reason = reason
+        return self.reason
+
+    def finish(self) -> None:
+        # A plain callback, not a future: one less object and loop turn per connection.
+        if not self.finished:
+            self.finished = True
+            self.on_end(self.reason or "closed")
+
+
 class Relay(abc.ABC):
     """Moves bytes between a client and a target socket until both directions end."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_end: Callable[[str], None]) -> None:
         self.loop = loop
-        self.on_end = on_end  # called once, with why the connection ended
-        self.ended = False
+        self.ending = Ending(on_end)
 
     @property
     @abc.abstractmethod
@@ -77,8 +120,8 @@ class Relay(abc.ABC):
     def close(self, reason: str) -> None:
         """Closes both sides in order (FIN, not reset) and ends with `reason`."""
 
-    def _finish(self, reason: str) -> None:
-        # A plain callback, not a future: one less object and loop turn per connection.
-        if not self.ended:
-            self.ended = True
-            self.on_end(reason)
+
+RelayFactory = Callable[
+    [asyncio.AbstractEventLoop, socket.socket, socket.socket, Callable[[str], None], bool], Relay
+]
+"""Makes the engine's relay: (loop, client, target, on_end, target spoke while dialled)."""

@@ -11,31 +11,24 @@ import hmac
 import json
 import os
 import secrets
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from wslnet.errors import UsageError
-from wslnet.forward import status as st
-from wslnet.forward.api_client import state_dir
-from wslnet.forward.rules import RuleError, format_hostport, parse_rule
-from wslnet.forward.server import Forwarder
-
-
-def write_private(path: Path, text: str) -> None:
-    """Writes a file only its owner can read (0600 where modes exist)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+from wslnet.forward.control import status as st
+from wslnet.forward.control.reload import Reloader
+from wslnet.forward.control.statefile import ApiState, state_dir, write_private
+from wslnet.forward.core.rules import format_hostport, parse_networks, parse_rule
+from wslnet.forward.core.server import Forwarder
 
 
 class ControlApi:
-    def __init__(self, fwd: Forwarder, host: str, port: int, token: str | None) -> None:
+    def __init__(
+        self, fwd: Forwarder, reloader: Reloader, host: str, port: int, token: str | None
+    ) -> None:
         self.fwd = fwd
+        self.reloader = reloader
         self.host, self.port = host, port
         self.token = token or secrets.token_urlsafe(32)
         self.generated = token is None
@@ -72,16 +65,8 @@ class ControlApi:
         token_file = folder / "api-token"
         if self.generated:
             write_private(token_file, self.token + "\n")
-        write_private(
-            folder / "api.json",
-            json.dumps(
-                {
-                    "url": self.url,
-                    "token_file": str(token_file) if self.generated else None,
-                    "pid": os.getpid(),
-                }
-            ),
-        )
+        state = ApiState(self.url, token_file if self.generated else None, os.getpid())
+        write_private(folder / "api.json", state.as_json())
         self.fwd.log(
             "info",
             "api",
@@ -108,20 +93,28 @@ class ControlApi:
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    def _snapshot(self) -> st.Status:
+        path = self.reloader.path
+        return st.snapshot(self.fwd, str(path) if path else None)
+
     async def status(self, request: web.Request) -> web.Response:
-        return web.json_response(st.status(self.fwd))
+        return web.json_response(self._snapshot().as_json())
 
     async def connections(self, request: web.Request) -> web.Response:
-        return web.json_response(st.connections(self.fwd))
+        return web.json_response([f.as_json() for f in st.open_flows(self.fwd)])
 
     async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text=st.metrics(self.fwd), content_type="text/plain", charset="utf-8")
+        text = st.metrics(self._snapshot())
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     async def add_forward(self, request: web.Request) -> web.Response:
         text = await request.text()
         try:
+            allow = None
             if request.content_type == "application/json":
                 body = json.loads(text)
+                if not isinstance(body, dict):
+                    raise UsageError("the JSON body must be an object")
                 if "rule" in body:
                     text = str(body["rule"])
                 else:
@@ -129,25 +122,27 @@ class ControlApi:
                     text = f"{proto}/{body['listen']}" + (
                         f"={body['target']}" if "target" in body else ""
                     )
-                allow = body.get("allow")
-            else:
-                allow = None
-            rule = parse_rule(text.strip(), tuple(allow) if allow else None)
-            rs = await self.fwd.add_rule(rule, "api")
-        except (RuleError, UsageError) as exc:
+                if body.get("allow") is not None:
+                    if not isinstance(body["allow"], list):
+                        raise UsageError("'allow' must be a list of networks")
+                    allow = parse_networks(body["allow"], "allow")
+            rule = parse_rule(text.strip(), allow)
+            rs = await self.fwd.table.add(rule, "api")
+        except UsageError as exc:
             return web.json_response({"error": exc.message}, status=400)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             return web.json_response({"error": f"bad request body: {exc}"}, status=400)
-        return web.json_response(st.rule_status(self.fwd, rs), status=201)
+        return web.json_response(st.rule_status(self.fwd, rs).as_json(), status=201)
 
     async def delete_forward(self, request: web.Request) -> web.Response:
         wanted = request.match_info["id"]
-        for rs in self.fwd.rules:
-            if str(rs.id) == wanted and not rs.closing:
-                self.fwd.remove_rule(rs)
-                return web.json_response({"removed": rs.id, "draining": len(rs.active)})
-        return web.json_response({"error": f"no forward {wanted}"}, status=404)
+        rs = self.fwd.table.find(int(wanted)) if wanted.isascii() and wanted.isdigit() else None
+        if rs is None:
+            return web.json_response({"error": f"no forward {wanted}"}, status=404)
+        self.fwd.table.remove(rs)
+        return web.json_response({"removed": rs.id, "draining": len(rs.active)})
 
     async def reload(self, request: web.Request) -> web.Response:
-        ok, message = await self.fwd.reload_config()
-        return web.json_response({"reloaded": ok, "message": message}, status=200 if ok else 400)
+        result = await self.reloader.reload()
+        doc = {"reloaded": result.ok, "message": result.message}
+        return web.json_response(doc, status=200 if result.ok else 400)

@@ -1,10 +1,12 @@
-"""Finds a running forwarder's API from its state file (no aiohttp needed)."""
+"""Where a forwarder's API can be found: the state file the API writes at start and
+`wslnet status` reads (no aiohttp needed to read it)."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from wslnet.errors import WslnetError
@@ -18,6 +20,27 @@ def state_dir() -> Path:
     return Path(runtime) / "wslnet" if runtime else Path.home() / ".config" / "wslnet"
 
 
+@dataclass(frozen=True)
+class ApiState:
+    url: str
+    token_file: Path | None  # None: the token came from WSLNET_API_TOKEN
+    pid: int
+
+    def as_json(self) -> str:
+        token_file = str(self.token_file) if self.token_file else None
+        return json.dumps({"url": self.url, "token_file": token_file, "pid": self.pid})
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes a file only its owner can read (0600 where modes exist)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def find_api() -> tuple[str, str]:
     """(url, token) of the forwarder that last started with --api."""
     state = state_dir() / "api.json"
@@ -26,7 +49,7 @@ def find_api() -> tuple[str, str]:
         token_file = doc.get("token_file")
         token = Path(token_file).read_text().strip() if token_file else ""
         return str(doc["url"]), token
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
         raise WslnetError(
             f"no running forwarder with --api found ({state}: {exc}); "
             "pass --api URL and set WSLNET_API_TOKEN"

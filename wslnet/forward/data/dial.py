@@ -1,4 +1,5 @@
-"""Connecting to a target: callbacks on POSIX loops, a task on Windows' proactor.
+"""Connecting to a target: a callback Dialer on selector loops, a coroutine on Windows'
+proactor (the accept-and-dial strategy in core/accept.py picks one).
 
 The callback path (non-blocking connect, one writer watch, one timer) costs no task and
 no future per connection, which is most of the forwarder's work for short connections.
@@ -10,14 +11,10 @@ import asyncio
 import errno
 import os
 import socket
-import sys
 from collections.abc import Callable
 
-from wslnet.forward.relay import Poller
-from wslnet.forward.resolve import Address
-
-# Proactor loops (Windows) cannot watch descriptors; they get the task path.
-CALLBACKS = sys.platform != "win32"
+from wslnet.forward.core.resolve import Address
+from wslnet.forward.data.relay import Poller
 
 OnDone = Callable[[socket.socket | None, str], None]  # (socket, "") or (None, reason)
 

@@ -1,0 +1,64 @@
+"""Reloading the config file's rules: on change (a watcher), on SIGHUP, from the API.
+
+An invalid file changes nothing: the running rules stay and the reason is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from wslnet.errors import UsageError
+from wslnet.forward.control.configfile import load
+from wslnet.forward.core.server import Forwarder
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    ok: bool
+    message: str
+
+
+class Reloader:
+    def __init__(self, fwd: Forwarder, path: Path | None) -> None:
+        self.fwd = fwd
+        self.path = path
+
+    async def reload(self) -> ReloadResult:
+        if self.path is None:
+            return ReloadResult(False, "no config file in use (--config)")
+        fwd = self.fwd
+        try:
+            # Off the loop: a slow disk or a hostile file must not stall forwarding.
+            conf = await asyncio.to_thread(load, self.path)
+            for rule in conf.rules:
+                fwd.table.admit(rule)  # a rule beyond loopback must say who may connect
+        except UsageError as exc:
+            fwd.log("error", "reload-rejected", msg=exc.message)
+            return ReloadResult(False, exc.message)
+        await fwd.table.apply(conf.rules, "config")
+        n = fwd.table.count("config")
+        fwd.log("info", "reloaded", config=str(self.path), rules=n)
+        return ReloadResult(True, f"{n} rules from {self.path}")
+
+    async def watch(self, every: float = 1.0) -> None:
+        """Reloads when the file changes (its mtime or size)."""
+        path = self.path
+        if path is None:
+            return
+
+        def stamp() -> tuple[float, int] | None:
+            try:
+                st = path.stat()
+            except OSError:
+                return None
+            return st.st_mtime, st.st_size
+
+        last = stamp()
+        while True:
+            await asyncio.sleep(every)
+            now = stamp()
+            if now != last and now is not None:
+                last = now
+                await self.reload()

@@ -1,0 +1,211 @@
+"""What a running forwarder reports: one typed snapshot that the API's /v1/status,
+/metrics and `wslnet status` all read."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from wslnet.forward.core.rules import Proto, format_addr
+from wslnet.forward.core.server import Forwarder
+from wslnet.forward.core.table import Origin, RuleState
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class UdpStatus:
+    udp_timeout: float
+    udp_sessions_active: int
+    udp_sessions_total: int
+
+
+@dataclass(frozen=True)
+class RuleStatus:
+    id: int
+    proto: Proto
+    rule: str
+    origin: Origin
+    listen: list[str]
+    target: str
+    resolved: list[str]
+    resolved_at: float | None
+    allow: list[str] | None
+    closing: bool
+    connections_active: int  # open connections, or UDP sessions
+    connections_total: int
+    rejected: int  # over --max-conns or the UDP session cap
+    denied: int  # not on the allow list
+    bytes_up: int
+    bytes_down: int
+    errors: dict[str, int]  # connections that ended badly, by reason
+    udp: UdpStatus | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        udp = doc.pop("udp")
+        return {**doc, **(udp or {})}
+
+
+@dataclass(frozen=True)
+class Status:
+    started: float
+    uptime: float
+    engine: str
+    config: str | None
+    rules: list[RuleStatus]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "started": self.started,
+            "uptime": self.uptime,
+            "engine": self.engine,
+            "config": self.config,
+            "rules": [r.as_json() for r in self.rules],
+        }
+
+
+@dataclass(frozen=True)
+class OpenFlow:
+    """An open TCP connection or UDP session."""
+
+    proto: Proto
+    rule: int
+    client: str
+    target: str
+    up: int
+    down: int
+    age: float
+    state: str  # connecting, relaying (TCP) or open (UDP)
+    idle: float | None = None  # UDP: seconds since the last datagram
+    id: int | None = None  # TCP connections are numbered as in the log
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def rule_status(fwd: Forwarder, rs: RuleState) -> RuleStatus:
+    target = rs.rule.target
+    resolved = fwd.resolver.cached(target) or fwd.resolver.peek(target)
+    active, up, down = rs.live()
+    c = rs.counters
+    udp = None
+    if rs.udp is not None:
+        udp = UdpStatus(rs.udp.timeout, active, c.accepted)
+    prefix = "udp/" if rs.udp is not None else ""
+    return RuleStatus(
+        id=rs.id,
+        proto=rs.rule.proto,
+        rule=rs.rule.text,
+        origin=rs.origin,
+        listen=[prefix + lst.bound for lst in rs.listeners],
+        target=str(target),
+        resolved=[format_addr(a[1]) for a in resolved] if resolved else [],
+        resolved_at=fwd.resolver.when(target),
+        allow=[str(n) for n in rs.rule.allow] if rs.rule.allow is not None else None,
+        closing=rs.closing,
+        connections_active=active,
+        connections_total=c.accepted,
+        rejected=c.rejected,
+        denied=c.denied,
+        bytes_up=up,
+        bytes_down=down,
+        errors=dict(c.ended),
+        udp=udp,
+    )
+
+
+def snapshot(fwd: Forwarder, config: str | None) -> Status:
+    return Status(
+        started=fwd.started_at,
+        uptime=round(time.time() - fwd.started_at, 3),
+        engine=fwd.engine,
+        config=config,
+        rules=[rule_status(fwd, rs) for rs in fwd.table.rules],
+    )
+
+
+def open_flows(fwd: Forwarder) -> list[OpenFlow]:
+    now = time.monotonic()
+    out: list[OpenFlow] = []
+    for rs in fwd.table.rules:
+        for conn in rs.active:
+            relay = conn.relay
+            out.append(
+                OpenFlow(
+                    proto="tcp",
+                    rule=rs.id,
+                    client=format_addr(conn.client),
+                    target=format_addr(conn.target),
+                    up=relay.up if relay else 0,
+                    down=relay.down if relay else 0,
+                    age=round(now - conn.started, 3),
+                    state="relaying" if relay else "connecting",
+                    id=conn.id,
+                )
+            )
+        if rs.udp is not None:
+            for s in rs.udp.sessions.values():
+                out.append(
+                    OpenFlow(
+                        proto="udp",
+                        rule=rs.id,
+                        client=format_addr(s.client),
+                        target=s.target,
+                        up=s.up,
+                        down=s.down,
+                        age=round(now - s.started, 3),
+                        state="open",
+                        idle=round(now - s.last, 3),
+                    )
+                )
+    return out
+
+
+def _label(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+_SERIES = (
+    ("wslnet_connections_total", "counter", "Connections (TCP) or sessions (UDP) accepted."),
+    ("wslnet_connections_active", "gauge", "Open connections or UDP sessions."),
+    ("wslnet_bytes_total", "counter", "Bytes forwarded, by direction."),
+    ("wslnet_errors_total", "counter", "Connections that ended badly, by reason."),
+    ("wslnet_rejected_total", "counter", "Refused by max-conns or the allow list."),
+)
+
+
+def metrics(status: Status) -> str:
+    """Prometheus text exposition format 0.0.4."""
+    samples: dict[str, list[str]] = {name: [] for name, _, _ in _SERIES}
+    for r in status.rules:
+        listen = _label(r.listen[0] if r.listen else "")
+        base = f'rule="{r.id}",proto="{r.proto}",listen="{listen}",target="{_label(r.target)}"'
+        samples["wslnet_connections_total"].append(f"{{{base}}} {r.connections_total}")
+        samples["wslnet_connections_active"].append(f"{{{base}}} {r.connections_active}")
+        samples["wslnet_bytes_total"].append(f'{{{base},direction="up"}} {r.bytes_up}')
+        samples["wslnet_bytes_total"].append(f'{{{base},direction="down"}} {r.bytes_down}')
+        for reason, n in sorted(r.errors.items()):
+            samples["wslnet_errors_total"].append(f'{{{base},reason="{_label(reason)}"}} {n}')
+        samples["wslnet_rejected_total"].append(f"{{{base}}} {r.rejected + r.denied}")
+    lines = []
+    for name, kind, help_text in _SERIES:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines += [f"{name}{sample}" for sample in samples[name]]
+    return "\n".join(lines) + "\n"
+
+
+def render(doc: dict[str, Any]) -> str:
+    """`wslnet status` for people, from the /v1/status document."""
+    lines = [f"wslnet forward, up {doc['uptime']:.0f} s, engine {doc['engine']}"]
+    for r in doc["rules"]:
+        resolved = ",".join(r["resolved"]) or "-"
+        lines.append(
+            f"  #{r['id']} {r['proto']} {' '.join(r['listen'])} -> {r['target']} "
+            f"({resolved}) active {r['connections_active']} total "
+            f"{r['connections_total']} up {r['bytes_up']} down {r['bytes_down']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The forwarder's core: config, rules, resolution, rule table, connections, server."""

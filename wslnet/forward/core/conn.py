@@ -1,0 +1,113 @@
+"""One TCP connection, from accept to end: dialled, relayed, ended exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import TYPE_CHECKING, Protocol
+
+from wslnet.forward.core.resolve import Resolver
+from wslnet.forward.data.dial import Dialer
+from wslnet.forward.data.relay import Relay, RelayFactory, set_reset_on_close
+
+if TYPE_CHECKING:
+    from wslnet.forward.core.table import RuleState
+
+
+class Owner(Protocol):
+    """What a connection needs from the server that accepted it."""
+
+    loop: asyncio.AbstractEventLoop
+    resolver: Resolver
+    relay_factory: RelayFactory
+
+    def ended(self, conn: Connection, reason: str) -> None: ...
+
+
+class Connection:
+    """States: dialling (a Dialer or a task works on the target), relaying (a Relay
+    owns both sockets), ended. `end` is the one way out, whatever the state."""
+
+    __slots__ = (
+        "client",
+        "csock",
+        "dialer",
+        "id",
+        "idle",
+        "owner",
+        "relay",
+        "rule",
+        "seen",
+        "started",
+        "target",
+        "task",
+    )
+
+    def __init__(
+        self,
+        conn_id: int,
+        rule: RuleState,
+        client: object,
+        csock: socket.socket,
+        started: float,
+        owner: Owner,
+    ) -> None:
+        self.id = conn_id
+        self.rule = rule
+        self.client = client  # the peer address as accept() gave it; formatted when logged
+        self.csock = csock
+        self.started = started
+        self.owner = owner
+        self.target: object = rule.rule.target  # the address dialled, once known
+        self.relay: Relay | None = None
+        self.dialer: Dialer | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.idle = 0.0  # seconds without traffic, as the idle sweep counts them
+        self.seen = 0  # bytes moved at the last sweep
+
+    # -- dialling ----------------------------------------------------------------------
+    def dialed(self, tsock: socket.socket | None, reason: str) -> None:
+        """The Dialer's verdict: a connected socket, or why there is none."""
+        dialer = self.dialer
+        if dialer is not None:
+            self.target = dialer.sockaddr
+            self.dialer = None
+        if tsock is None:
+            self.failed(reason)
+        else:
+            self.connected(tsock, dialer.early_read if dialer is not None else True)
+
+    def failed(self, reason: str) -> None:
+        self.owner.resolver.forget(self.rule.rule.target)
+        self.end(f"connect-{reason}", reset=True)
+
+    def connected(self, tsock: socket.socket, spoke: bool = True) -> None:
+        owner = self.owner
+        self.relay = owner.relay_factory(owner.loop, self.csock, tsock, self.relay_ended, spoke)
+        self.relay.start()
+
+    # -- ending ------------------------------------------------------------------------
+    def relay_ended(self, reason: str) -> None:
+        self.end(reason)
+
+    def end(self, reason: str, reset: bool = False) -> None:
+        """The one place a connection ends: its own sockets closed, the owner told once."""
+        if self not in self.rule.active:
+            return
+        if self.relay is None:  # never relayed: the client socket is still ours
+            if reset:
+                set_reset_on_close(self.csock)
+            self.csock.close()
+        self.owner.ended(self, reason)
+
+    def abort(self, reason: str) -> None:
+        """Ends now, with a reset, whatever the state."""
+        if self.relay is not None:
+            self.relay.abort(reason)  # the relay calls back relay_ended
+            return
+        if self.dialer is not None:
+            self.dialer.cancel()
+            self.dialer = None
+        if self.task is not None:
+            self.task.cancel()
+        self.end(reason, reset=True)

@@ -1,0 +1,144 @@
+"""The rule table: which rules run, where each came from, who may connect to it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from wslnet.errors import ListenError, UsageError
+from wslnet.forward.core.listen import bind_rule
+from wslnet.forward.core.log import EventLog
+from wslnet.forward.core.rules import Rule, format_addr
+from wslnet.forward.core.stats import Counters
+
+if TYPE_CHECKING:
+    from wslnet.forward.core.conn import Connection
+    from wslnet.forward.data.udp import UdpRule
+
+Origin = Literal["cli", "config", "api", "auto"]  # a reload replaces only "config" rules
+
+
+@dataclass(eq=False)
+class Listener:
+    rule: RuleState
+    sock: socket.socket
+    bound: str  # HOST:PORT as bound (the real port when 0 was asked for)
+    task: asyncio.Task[None] | None = None  # the accept task, on loops without callbacks
+
+
+@dataclass(eq=False)
+class RuleState:
+    """One rule while it runs: its sockets, open connections and counters."""
+
+    id: int
+    rule: Rule
+    origin: Origin
+    listeners: list[Listener] = field(default_factory=list)
+    active: set[Connection] = field(default_factory=set)
+    counters: Counters = field(default_factory=Counters)
+    closing: bool = False  # removed: no longer listening, connections draining
+    udp: UdpRule | None = None
+
+    def live(self) -> tuple[int, int, int]:
+        """(open connections or sessions, bytes up, bytes down), open ones included."""
+        up, down = self.counters.up, self.counters.down
+        if self.udp is not None:
+            sup, sdown = self.udp.live_bytes()
+            return len(self.udp.sessions), up + sup, down + sdown
+        for conn in self.active:
+            if conn.relay is not None:
+                up += conn.relay.up
+                down += conn.relay.down
+        return len(self.active), up, down
+
+
+class Ports(Protocol):
+    """What the table needs from the server: start serving a bound rule, stop it."""
+
+    async def start(self, rs: RuleState) -> None: ...
+    def stop(self, rs: RuleState) -> None: ...
+
+
+class RuleTable:
+    def __init__(self, log: EventLog, allow_any: bool, ports: Ports) -> None:
+        self.log = log
+        self.allow_any = allow_any
+        self.ports = ports
+        self.rules: list[RuleState] = []
+        self._ids = itertools.count(1)
+
+    @property
+    def active(self) -> int:
+        return sum(len(rs.active) for rs in self.rules)
+
+    def find(self, rule_id: int) -> RuleState | None:
+        return next((rs for rs in self.rules if rs.id == rule_id and not rs.closing), None)
+
+    def admit(self, rule: Rule) -> None:
+        """The policy: a rule listening beyond loopback must say who may connect."""
+        if rule.allow is not None or rule.listen.loopback:
+            return
+        if not self.allow_any:
+            raise UsageError(
+                f"rule {rule.text!r} listens on {rule.listen.host}, beyond this machine: say "
+                "who may connect with --allow CIDR (or allow = [...] in the config file), "
+                "or --allow-any"
+            )
+
+    async def add(self, rule: Rule, origin: Origin = "cli") -> RuleState:
+        """Starts one more rule (at start, on reload, from the API or auto-forward)."""
+        self.admit(rule)
+        if rule.allow is None and not rule.listen.loopback:
+            msg = "anyone who can reach this address may connect"
+            self.log("warning", "allow-any", rule=rule.text, msg=msg)
+
+        def no_ipv6() -> None:
+            self.log("warning", "no-ipv6", rule=rule.text, msg="::1 unavailable: IPv4 only")
+
+        rs = RuleState(next(self._ids), rule, origin)
+        for sock in bind_rule(rule, no_ipv6):
+            rs.listeners.append(Listener(rs, sock, format_addr(sock.getsockname())))
+        self.rules.append(rs)
+        try:
+            await self.ports.start(rs)
+        except BaseException:
+            self.rules.remove(rs)
+            self.ports.stop(rs)
+            raise
+        return rs
+
+    async def apply(self, rules: list[Rule], origin: Origin) -> None:
+        """Makes the rules of `origin` these: removed ones stop listening (their connections
+        drain), new ones start, changed ones restart. A rule that cannot start is logged."""
+        current = {rs.rule: rs for rs in self.rules if rs.origin == origin and not rs.closing}
+        for rule, rs in current.items():
+            if rule not in rules:
+                self.remove(rs)
+        for rule in rules:
+            if rule in current:
+                continue
+            try:
+                await self.add(rule, origin)
+            except (ListenError, UsageError) as exc:
+                self.log("error", "rule-failed", rule=rule.text, msg=exc.message)
+
+    def remove(self, rs: RuleState) -> None:
+        """Stops listening; open connections drain, then the rule is forgotten."""
+        rs.closing = True
+        self.ports.stop(rs)
+        self.log("info", "rule-removed", rule=rs.id, active=len(rs.active))
+        self.forget_if_drained(rs)
+
+    def forget_if_drained(self, rs: RuleState) -> None:
+        if rs.closing and not rs.active and rs in self.rules:
+            self.rules.remove(rs)
+
+    def stop_listening(self) -> None:
+        for rs in self.rules:
+            self.ports.stop(rs)
+
+    def count(self, origin: Origin) -> int:
+        return sum(1 for rs in self.rules if rs.origin == origin and not rs.closing)

@@ -1,0 +1,1 @@
+"""The data path: moving bytes and datagrams between clients and targets."""
