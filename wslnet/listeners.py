@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from wslnet import system
+from wslnet.check.model import Fix
 from wslnet.facts import Problem, procnet
 
 Reach = Literal["yes", "ipv6-only", "no"]
@@ -20,6 +21,16 @@ FILES = (
     ("udp", "ipv4", "udp"),
     ("udp", "ipv6", "udp6"),
 )
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Whether Windows reaches one listener, why, and what would make it reachable."""
+
+    windows_localhost: Reach
+    reason: str
+    vm_address: bool  # reachable at the VM's address (from Windows, NAT mode)
+    fix: Fix | None = None
 
 
 @dataclass
@@ -32,81 +43,66 @@ class Listener:
     process: str | None
     windows_localhost: Reach
     reason: str
-    vm_address: bool  # reachable at the VM's address (from Windows, NAT mode)
+    vm_address: bool
     lan: bool
-    fix: str | None
+    fix: Fix | None
 
     def as_json(self) -> dict[str, object]:
-        return asdict(self)
+        doc = asdict(self)
+        fix = self.fix
+        doc["fix"] = fix.text if fix is not None else None
+        doc["fix_commands"] = fix.commands if fix is not None else []
+        return doc
+
+
+def forward_command(proto: str, port: int, vm_addrs: list[str]) -> str:
+    """The `wslnet forward` a user runs on Windows to reach this listener."""
+    target = vm_addrs[0] if vm_addrs else "<WSL address>"
+    return f"wslnet forward {proto}/{port}={target}:{port}"
 
 
 def judge(
-    entry: procnet.SocketEntry,
-    mode: str | None,
-    forwarding: bool,
-    vm_addrs: list[str],
-    forward_cmd: str,
-) -> tuple[Reach, str, bool, str | None]:
-    """(windows_localhost, reason, reachable at the VM address, fix) for one listener."""
+    entry: procnet.SocketEntry, mode: str | None, forwarding: bool, vm_addrs: list[str]
+) -> Reachability:
+    """The verdict on one listener (section 4 of the shared facts)."""
     addr, port = entry.address, entry.port
     any4, any6 = addr == "0.0.0.0", addr == "::"
     vm = any4 or any6 or addr in vm_addrs
+    forward = forward_command(entry.proto, port, vm_addrs)
+    on_windows = f"; or on Windows: {forward}"
     if mode is None:
-        return "no", "not running in WSL", vm, None
+        return Reachability("no", "not running in WSL", vm)
     if mode == "wsl1":
-        return "yes", "WSL1 shares Windows' network stack", True, None
+        return Reachability("yes", "WSL1 shares Windows' network stack", True)
     if mode == "mirrored":
         if entry.family == "ipv6" and not any6:
-            return (
-                "no",
-                "mirrored mode reaches Linux over IPv4 only",
-                False,
-                (f"bind 0.0.0.0:{port} or 127.0.0.1:{port}"),
-            )
-        return "yes", "mirrored mode shares localhost (TCP and UDP)", vm, None
+            why = "mirrored mode reaches Linux over IPv4 only"
+            return Reachability("no", why, False, Fix(f"bind 0.0.0.0:{port} or 127.0.0.1:{port}"))
+        return Reachability("yes", "mirrored mode shares localhost (TCP and UDP)", vm)
     if mode != "nat":
-        return "no", f"networking mode {mode!r} has no localhost relay", vm, None
+        return Reachability("no", f"networking mode {mode!r} has no localhost relay", vm)
     if entry.proto == "udp":
-        fix = (
-            f"WSL's relay never forwards UDP: use the VM address ({vm_addrs[0]}:{port})"
+        where = (
+            f"use the VM address ({vm_addrs[0]}:{port})"
             if vm and vm_addrs
-            else "WSL's relay never forwards UDP: bind 0.0.0.0 and use the VM address"
+            else "bind 0.0.0.0 and use the VM address"
         )
-        return (
-            "no",
-            "UDP is never forwarded by WSL's localhost relay",
-            vm,
-            (fix + f", mirrored mode, or on Windows: {forward_cmd.replace('tcp/', 'udp/')}"),
-        )
+        fix = Fix(f"WSL's relay never forwards UDP: {where}, mirrored mode{on_windows}", [forward])
+        return Reachability("no", "UDP is never forwarded by WSL's localhost relay", vm, fix)
     if not forwarding:
-        return (
-            "no",
-            "localhostForwarding=false in .wslconfig",
-            vm,
-            (f"remove localhostForwarding=false, or on Windows: {forward_cmd}"),
-        )
+        fix = Fix(f"remove localhostForwarding=false{on_windows}", [forward])
+        return Reachability("no", "localhostForwarding=false in .wslconfig", vm, fix)
     if any4 or addr == "127.0.0.1":
-        return "yes", f"bound to {addr}: WSL's relay forwards 127.0.0.1:{port}", vm, None
+        return Reachability("yes", f"bound to {addr}: WSL's relay forwards 127.0.0.1:{port}", vm)
     if any6 or addr == "::1":
-        return (
-            "ipv6-only",
-            f"bound to {addr}: reachable only as [::1]:{port}, not 127.0.0.1",
-            vm,
-            (f"bind 0.0.0.0:{port} too (or use http://[::1]:{port}), or on Windows: {forward_cmd}"),
-        )
+        why = f"bound to {addr}: reachable only as [::1]:{port}, not 127.0.0.1"
+        text = f"bind 0.0.0.0:{port} too (or use http://[::1]:{port}){on_windows}"
+        return Reachability("ipv6-only", why, vm, Fix(text, [forward]))
     if addr.startswith("127.") or addr.startswith("::ffff:127."):
-        return (
-            "no",
-            f"bound to {addr}: the relay forwards only 127.0.0.1, not other 127.x",
-            False,
-            (f"bind 127.0.0.1:{port} (or 0.0.0.0:{port})"),
-        )
-    return (
-        "no",
-        f"bound to {addr}: the relay does not forward the eth0 address (#10206)",
-        vm,
-        (f"bind 0.0.0.0:{port}, or on Windows: {forward_cmd}"),
-    )
+        why = f"bound to {addr}: the relay forwards only 127.0.0.1, not other 127.x"
+        return Reachability("no", why, False, Fix(f"bind 127.0.0.1:{port} (or 0.0.0.0:{port})"))
+    why = f"bound to {addr}: the relay does not forward the eth0 address (#10206)"
+    return Reachability("no", why, vm, Fix(f"bind 0.0.0.0:{port}{on_windows}", [forward]))
 
 
 def collect(
@@ -124,14 +120,22 @@ def collect(
         for e in entries:
             if not e.listening:
                 continue
-            target = vm_addrs[0] if vm_addrs else "<WSL address>"
-            cmd = f"wslnet forward tcp/{e.port}={target}:{e.port}"
-            reach, reason, vm, fix = judge(e, mode, forwarding, vm_addrs, cmd)
+            r = judge(e, mode, forwarding, vm_addrs)
             pid, proc = owners.get(e.inode, (None, None))
             lan = False  # WSL's relay listens on Windows loopback only
             out.append(
                 Listener(
-                    e.proto, e.family, e.address, e.port, pid, proc, reach, reason, vm, lan, fix
+                    e.proto,
+                    e.family,
+                    e.address,
+                    e.port,
+                    pid,
+                    proc,
+                    r.windows_localhost,
+                    r.reason,
+                    r.vm_address,
+                    lan,
+                    r.fix,
                 )
             )
     out.sort(key=lambda x: (x.port, x.proto, x.family, x.address))

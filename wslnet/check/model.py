@@ -19,9 +19,9 @@ class Fix:
     commands: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Finding:
-    id: str
+    id: str = ""  # stamped by the runner with the id of the check that made it
     status: Status
     title: str
     detail: str = ""
@@ -30,6 +30,56 @@ class Finding:
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+def finding(
+    status: Status,
+    title: str,
+    *,
+    detail: str = "",
+    fix: Fix | None = None,
+    evidence: dict[str, object] | None = None,
+) -> Finding:
+    return Finding(status=status, title=title, detail=detail, fix=fix, evidence=evidence or {})
+
+
+# Where a verdict is made, say it with one of these: ok(title), fail(title, detail=..., fix=...)
+def ok(title: str, *, detail: str = "", evidence: dict[str, object] | None = None) -> Finding:
+    return finding("ok", title, detail=detail, evidence=evidence)
+
+
+def info(
+    title: str,
+    *,
+    detail: str = "",
+    fix: Fix | None = None,
+    evidence: dict[str, object] | None = None,
+) -> Finding:
+    return finding("info", title, detail=detail, fix=fix, evidence=evidence)
+
+
+def skip(title: str, *, detail: str = "", evidence: dict[str, object] | None = None) -> Finding:
+    return finding("skip", title, detail=detail, evidence=evidence)
+
+
+def warn(
+    title: str,
+    *,
+    detail: str = "",
+    fix: Fix | None = None,
+    evidence: dict[str, object] | None = None,
+) -> Finding:
+    return finding("warn", title, detail=detail, fix=fix, evidence=evidence)
+
+
+def fail(
+    title: str,
+    *,
+    detail: str = "",
+    fix: Fix | None = None,
+    evidence: dict[str, object] | None = None,
+) -> Finding:
+    return finding("fail", title, detail=detail, fix=fix, evidence=evidence)
 
 
 CheckFunc = Callable[["Context"], Awaitable[list[Finding]]]

@@ -8,7 +8,7 @@ import traceback
 from wslnet.check import checks as _checks  # noqa: F401  (registers the checks)
 from wslnet.check import raw_checks as _raw_checks  # noqa: F401
 from wslnet.check.context import Context
-from wslnet.check.model import REGISTRY, Check, Finding
+from wslnet.check.model import REGISTRY, Check, Finding, finding
 
 
 def select(ids: list[str]) -> list[Check]:
@@ -26,16 +26,21 @@ def select(ids: list[str]) -> list[Check]:
 async def _run_one(check: Check, ctx: Context, debug: bool) -> list[Finding]:
     why = check.applies(ctx)
     if why is not None:
-        return [Finding(check.id, "skip", check.title, why)]
-    try:
-        return await asyncio.wait_for(check.func(ctx), check.timeout)
-    except asyncio.TimeoutError:
-        return [Finding(check.id, "crash", f"{check.title}: no result in {check.timeout:g} s")]
-    except Exception as exc:
-        ev: dict[str, object] = {"error": f"{type(exc).__name__}: {exc}"}
-        if debug:
-            ev["traceback"] = traceback.format_exc()
-        return [Finding(check.id, "crash", f"{check.title}: the check failed", str(exc), None, ev)]
+        found = [finding("skip", check.title, detail=why)]
+    else:
+        try:
+            found = await asyncio.wait_for(check.func(ctx), check.timeout)
+        except asyncio.TimeoutError:
+            found = [finding("crash", f"{check.title}: no result in {check.timeout:g} s")]
+        except Exception as exc:
+            ev: dict[str, object] = {"error": f"{type(exc).__name__}: {exc}"}
+            if debug:
+                ev["traceback"] = traceback.format_exc()
+            title = f"{check.title}: the check failed"
+            found = [finding("crash", title, detail=str(exc), evidence=ev)]
+    for f in found:
+        f.id = check.id
+    return found
 
 
 async def run(selected: list[Check], ctx: Context, debug: bool = False) -> list[Finding]:

@@ -35,12 +35,14 @@ class Strategy(abc.ABC):
         connect_timeout: float,
         on_accept: OnAccept,
         on_error: OnAcceptError,
+        poller: Poller | None = None,
     ) -> None:
         self.loop = loop
         self.resolver = resolver
         self.connect_timeout = connect_timeout
         self.on_accept = on_accept
         self.on_error = on_error
+        self.poller = poller  # the Linux engine's epoll; dialled sockets join it for good
 
     @abc.abstractmethod
     def watch(self, lst: Listener) -> None:
@@ -56,18 +58,6 @@ class Strategy(abc.ABC):
 
 
 class CallbackStrategy(Strategy):
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        resolver: Resolver,
-        connect_timeout: float,
-        on_accept: OnAccept,
-        on_error: OnAcceptError,
-        poller: Poller | None,
-    ) -> None:
-        super().__init__(loop, resolver, connect_timeout, on_accept, on_error)
-        self.poller = poller  # the Linux engine's epoll; dialled sockets join it for good
-
     def watch(self, lst: Listener) -> None:
         self.loop.add_reader(lst.sock.fileno(), self._acceptable, lst)
 
