@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest bench check setup system-deps clean
+.PHONY: test unit lint typecheck pytest bench check setup system-deps clean
 
 setup: $(STAMP) system-deps
 
@@ -30,6 +30,10 @@ typecheck:
 
 pytest:
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The in-process tier alone: no root, no lab, seconds.
+unit: setup
+	$(BIN)/pytest -m "not lab" $(PYTEST_ARGS)
 
 bench: setup
 	@bash tests/system-deps.sh bench

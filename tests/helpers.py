@@ -42,12 +42,28 @@ def assert_closed_by_peer(sock: socket.socket) -> None:
         pass
 
 
+def ping(sock: socket.socket, host: str, port: int, data: bytes = b"ping") -> bytes:
+    """Connects `sock` (made in whichever namespace), sends `data`, returns the answer."""
+    sock.settimeout(5)
+    try:
+        sock.connect((host, port))
+        sock.sendall(data)
+        return sock.recv(len(data))
+    finally:
+        sock.close()
+
+
 def echo_round_trip(port: int, host: str = "127.0.0.1") -> socket.socket:
     """A connection through the forwarder that has proved itself with one echoed byte."""
     sock = socket.create_connection((host, port), timeout=5)
     sock.sendall(b"1")
     assert sock.recv(1) == b"1"
     return sock
+
+
+def imported_modules(importtime_stderr: str) -> set[str]:
+    """The modules a `python -X importtime` run loaded, from its stderr."""
+    return {line.split("|")[-1].strip() for line in importtime_stderr.splitlines() if "|" in line}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -121,11 +137,18 @@ def greet_and_half_close(received: list[bytes]) -> Handler:
     return handler
 
 
-class Forwarder:
+class ForwarderProcess:
     """`wslnet forward` as a user runs it, with its JSON log lines collected."""
 
-    def __init__(self, *args: str, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None):
-        cmd = [*prefix, sys.executable, "-m", "wslnet", "forward", "--log-format", "json", *args]
+    def __init__(
+        self,
+        *args: str,
+        prefix: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        python_args: tuple[str, ...] = (),
+    ) -> None:
+        cmd = [*prefix, sys.executable, *python_args, "-m", "wslnet", "forward"]
+        cmd += ["--log-format", "json", *args]
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -174,7 +197,20 @@ class Forwarder:
                     )
                 self._cond.wait(min(left, 0.2))
 
-    def started(self) -> Forwarder:
+    def wait_line(self, text: str, timeout: float = 10.0) -> str:
+        """The first raw log line containing `text` (for the text log format)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.raw:
+                    if text in line:
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no {text!r} in log:\n{''.join(self.raw)[-4000:]}")
+                self._cond.wait(min(left, 0.2))
+
+    def started(self) -> ForwarderProcess:
         self.wait_event("started")
         return self
 
@@ -222,8 +258,10 @@ class Forwarder:
 
 
 @contextlib.contextmanager
-def forwarder(*args: str, **kw: object) -> Iterator[Forwarder]:
-    fwd = Forwarder(*args, **kw)  # type: ignore[arg-type]
+def forwarder(
+    *args: str, prefix: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Iterator[ForwarderProcess]:
+    fwd = ForwarderProcess(*args, prefix=prefix, env=env)
     try:
         yield fwd.started()
     finally:

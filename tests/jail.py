@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
 _SCRIPT = r"""
 set -e
 R=/mnt

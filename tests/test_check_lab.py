@@ -23,6 +23,8 @@ WSL_RESOLV = (
     "nameserver {ns}\n"
 )
 
+pytestmark = pytest.mark.lab  # end to end: real processes (and the lab)
+
 
 @dataclass
 class Vm:
@@ -32,7 +34,7 @@ class Vm:
     tmp: Path
 
     def run(
-        self, *args: str, resolv_ns: str | None = None, **kw: object
+        self, *args: str, resolv_ns: str | None = None
     ) -> jail.subprocess.CompletedProcess[str]:  # type: ignore[name-defined]
         files = dict(self.files)
         if resolv_ns is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import imported_modules
 from wslnet.facts import kernel, procnet, resolv, route, wslconfig
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -87,11 +88,18 @@ def test_proc_net_huge_input_parses() -> None:
     assert len(entries) == 100_000 and not problems
 
 
-def test_proc_net_non_utf8_bytes_decoded_leniently_are_reported() -> None:
+def test_proc_net_non_utf8_bytes_in_an_unused_column_keep_the_socket() -> None:
     raw = b"   0: 0100007F:1F90 00000000:0000 0A \xff\xfe 00:00000000 00000000 0 0 1 1\n"
     entries, problems = procnet.parse(raw.decode("utf-8", errors="replace"), "tcp", "ipv4")
-    assert entries == [] or all(e.port == 8080 for e in entries)
-    assert len(entries) + len(problems) == 1
+    assert [(e.address, e.port) for e in entries] == [("127.0.0.1", 8080)]
+    assert problems == []
+
+
+def test_proc_net_non_utf8_bytes_in_the_address_are_reported() -> None:
+    raw = b"   0: 0100\xff\xfe7F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 0 0 0 1 1\n"
+    entries, problems = procnet.parse(raw.decode("utf-8", errors="replace"), "tcp", "ipv4")
+    assert entries == []
+    assert [p.line for p in problems] == [1]
 
 
 # -- resolv.conf -------------------------------------------------------------------------
@@ -252,7 +260,7 @@ def test_ip_host_imports_nothing_heavy() -> None:
         text=True,
         timeout=30,
     )
-    imported = {line.split("|")[-1].strip() for line in res.stderr.splitlines() if "|" in line}
+    imported = imported_modules(res.stderr)
     assert "click" in imported  # the measurement works
     assert not {m for m in imported if m.split(".")[0] in ("scapy", "aiohttp", "asyncio")}
 

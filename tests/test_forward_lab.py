@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
-from tests.helpers import ServerThread, assert_closed_by_peer, echo, forwarder, listening_socket
+from tests.helpers import (
+    ServerThread,
+    assert_closed_by_peer,
+    echo,
+    forwarder,
+    listening_socket,
+    ping,
+)
 from tests.lab import LAN_IP, WIN_LAN_IP, WSL_IP, Lab
 
-
-def talk(sock: socket.socket, host: str, port: int) -> bytes:
-    sock.settimeout(5)
-    sock.connect((host, port))
-    sock.sendall(b"ping")
-    data = sock.recv(4)
-    sock.close()
-    return data
+pytestmark = pytest.mark.lab
 
 
 def wsl_echo(lab: Lab, servers: ServerThread) -> int:
@@ -29,7 +28,7 @@ def wsl_echo(lab: Lab, servers: ServerThread) -> int:
 def test_windows_localhost_reaches_the_wsl_server(lab: Lab, servers: ServerThread) -> None:
     port = wsl_echo(lab, servers)
     with forwarder(f"0={WSL_IP}:{port}", prefix=lab.prefix(lab.win)) as fwd:
-        assert talk(lab.socket(lab.win), "127.0.0.1", fwd.port) == b"ping"
+        assert ping(lab.socket(lab.win), "127.0.0.1", fwd.port) == b"ping"
         end = fwd.wait_event("conn")[0]
         assert end["target"] == f"{WSL_IP}:{port}" and end["reason"] == "closed"
 
@@ -42,8 +41,8 @@ def test_lan_cannot_reach_a_loopback_rule_but_can_reach_a_lan_rule(
     with forwarder(*rules, "--allow", "198.19.0.0/24", prefix=lab.prefix(lab.win)) as fwd:
         loopback_port, lan_port = fwd.ports
         with pytest.raises(ConnectionRefusedError):
-            talk(lab.socket(lab.lan), WIN_LAN_IP, loopback_port)
-        assert talk(lab.socket(lab.lan), WIN_LAN_IP, lan_port) == b"ping"
+            ping(lab.socket(lab.lan), WIN_LAN_IP, loopback_port)
+        assert ping(lab.socket(lab.lan), WIN_LAN_IP, lan_port) == b"ping"
         end = fwd.wait_event("conn")[0]
         assert str(end["client"]).startswith(f"{LAN_IP}:")
 
@@ -76,6 +75,6 @@ def test_unreachable_target_closes_the_client_within_the_connect_timeout(
             assert end["reason"] == reason
             # ... and the forwarder keeps serving once the path is open again.
             lab.flush_firewall(lab.wsl)
-            assert talk(lab.socket(lab.win), "127.0.0.1", fwd.port) == b"ping"
+            assert ping(lab.socket(lab.win), "127.0.0.1", fwd.port) == b"ping"
     finally:
         lab.flush_firewall(lab.wsl)

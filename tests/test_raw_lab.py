@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests import jail
+from tests.helpers import imported_modules
 from tests.lab import VPN_ROUTER, VPN_SERVER, WIN_WSL_IP, Lab
 
 WSL2_KERNEL = "5.15.167.4-microsoft-standard-WSL2\n"
+
+pytestmark = pytest.mark.lab  # end to end: real processes (and the lab)
 
 
 def wslnet_in(
@@ -187,6 +190,6 @@ def test_check_no_raw_never_imports_scapy(lab: Lab, tmp_path: Path) -> None:
         [sys.executable, "-X", "importtime", "-m", "wslnet", "check", "--no-raw"],
         files={"/proc/sys/kernel/osrelease": osrelease, "/etc/resolv.conf": resolv},
     )
-    imported = {line.split("|")[-1].strip() for line in res.stderr.splitlines() if "|" in line}
+    imported = imported_modules(res.stderr)
     assert "wslnet.check.checks" in imported  # the measurement saw the check run
     assert not {m for m in imported if m.startswith("scapy")}

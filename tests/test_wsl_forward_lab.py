@@ -18,8 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ServerThread, assert_closed_by_peer, echo, forwarder, listening_socket
+from tests.helpers import (
+    ServerThread,
+    assert_closed_by_peer,
+    echo,
+    forwarder,
+    listening_socket,
+    ping,
+)
 from tests.lab import LAN_IP, WIN_LAN_IP, WSL_IP, Lab
+
+pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +42,8 @@ def wsl_server(lab: Lab, servers: ServerThread, host: str = "0.0.0.0") -> int:
     return servers.serve(echo, sock)
 
 
-def ping(lab: Lab, ns: str, host: str, port: int, family: int = socket.AF_INET) -> bytes:
-    sock = lab.socket(ns, family)
-    sock.settimeout(5)
-    try:
-        sock.connect((host, port))
-        sock.sendall(b"ping")
-        return sock.recv(4)
-    finally:
-        sock.close()
+def ping_from(lab: Lab, ns: str, host: str, port: int, family: int = socket.AF_INET) -> bytes:
+    return ping(lab.socket(ns, family), host, port)
 
 
 def test_both_loopback_families_reach_the_vm_through_wsl_exe(
@@ -49,8 +51,8 @@ def test_both_loopback_families_reach_the_vm_through_wsl_exe(
 ) -> None:
     port = wsl_server(lab, servers)
     with forwarder(f"0={port}", prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
-        assert ping(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
-        assert ping(lab, lab.win, "::1", fwd.port, socket.AF_INET6) == b"ping"
+        assert ping_from(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
+        assert ping_from(lab, lab.win, "::1", fwd.port, socket.AF_INET6) == b"ping"
         ends = fwd.wait_event("conn", count=2)
         assert {e["target"] for e in ends} == {f"{WSL_IP}:{port}"}
 
@@ -71,11 +73,11 @@ def test_new_connections_follow_the_vm_to_its_new_address(
     moved = "198.18.5.21"
     args = (f"0={port}", "--resolve-interval", "0.5", "--connect-timeout", "1")
     with forwarder(*args, prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
-        assert ping(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
+        assert ping_from(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
         readdress(lab, moved)
         try:
-            time.sleep(1.0)
-            assert ping(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
+            time.sleep(1.0)  # the cached address expires after --resolve-interval (0.5 s)
+            assert ping_from(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
             ends = fwd.wait_event("conn", count=2)
             assert ends[1]["target"] == f"{moved}:{port}"
             move = fwd.wait_event("target-moved")[0]
@@ -120,11 +122,10 @@ def test_udp_echo_with_50_interleaved_clients(lab: Lab, fake_wsl: dict[str, str]
 
     threading.Thread(target=serve, daemon=True).start()
     try:
-        with forwarder(f"udp/0={port}", prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
+        args = (f"udp/0={port}", "--udp-timeout", "0.5")
+        with forwarder(*args, prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
             clients = []
             for _ in range(50):
-                c = lab.socket(lab.win)
-                c.close()
                 with lab.inside(lab.win):
                     c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 c.settimeout(5)
@@ -135,10 +136,14 @@ def test_udp_echo_with_50_interleaved_clients(lab: Lab, fake_wsl: dict[str, str]
                     c.sendto(payload(i, seq), ("127.0.0.1", fwd.port))
                 for i, c in enumerate(clients):
                     assert c.recv(65535) == payload(i, seq)
+            names = {f"127.0.0.1:{c.getsockname()[1]}" for c in clients}
             for c in clients:
                 c.close()
-            sessions = fwd.wait_event("listening")
-            assert sessions
+            # One session per client, each with all ten datagrams each way, ended by idling.
+            sessions = fwd.wait_event("udp-session", count=50)
+            assert {s["client"] for s in sessions} == names
+            assert {(s["datagrams_up"], s["datagrams_down"]) for s in sessions} == {(10, 10)}
+            assert {s["reason"] for s in sessions} == {"idle-timeout"}
     finally:
         stop.set()
         srv.close()
@@ -160,14 +165,13 @@ def test_auto_forward_follows_listeners_as_they_come_and_go(
         t0 = time.monotonic()
         fwd.wait_event("auto-add", port=port, timeout=5)
         assert time.monotonic() - t0 < 1.5
-        assert ping(lab, lab.win, "127.0.0.1", port) == b"ping"
+        assert ping_from(lab, lab.win, "127.0.0.1", port) == b"ping"
         for s in servers.servers:
             s.close()
         sock.close()
-        fwd.wait_event("auto-remove", port=port, timeout=5)
-        time.sleep(0.2)
+        fwd.wait_event("auto-remove", port=port, timeout=5)  # logged once it stopped listening
         with pytest.raises(ConnectionRefusedError):
-            ping(lab, lab.win, "127.0.0.1", port)
+            ping_from(lab, lab.win, "127.0.0.1", port)
 
 
 def write_config(path: Path, *rules: tuple[str, str]) -> None:
@@ -191,20 +195,20 @@ def test_config_reload_adds_removes_and_rejects(
     cfg = tmp_path / "forward.toml"
     write_config(cfg, (f"127.0.0.1:{a}", f"{port}"))
     with forwarder("--config", str(cfg), prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
-        assert ping(lab, lab.win, "127.0.0.1", a) == b"ping"
+        assert ping_from(lab, lab.win, "127.0.0.1", a) == b"ping"
         write_config(cfg, (f"127.0.0.1:{a}", f"{port}"), (f"127.0.0.1:{b}", f"wsl:{port}"))
         fwd.wait_event("reloaded", rules=2, timeout=5)
-        assert ping(lab, lab.win, "127.0.0.1", b) == b"ping"
+        assert ping_from(lab, lab.win, "127.0.0.1", b) == b"ping"
         write_config(cfg, (f"127.0.0.1:{b}", f"wsl:{port}"))
         fwd.wait_event("reloaded", rules=1, timeout=5)
         with pytest.raises(ConnectionRefusedError):
-            ping(lab, lab.win, "127.0.0.1", a)
+            ping_from(lab, lab.win, "127.0.0.1", a)
         cfg.write_text('[[forward]]\nlisten = "99999"\n')
         rejected = fwd.wait_event("reload-rejected", timeout=5)[0]
         assert "[[forward]] #1: field 'listen': listen port 99999 is out of range" in str(
             rejected["msg"]
         )
-        assert ping(lab, lab.win, "127.0.0.1", b) == b"ping"  # still as it was
+        assert ping_from(lab, lab.win, "127.0.0.1", b) == b"ping"  # still as it was
 
 
 def test_lan_clients_outside_the_allow_list_are_refused(
@@ -215,12 +219,12 @@ def test_lan_clients_outside_the_allow_list_are_refused(
     with forwarder(
         rules[0], "--allow", f"{LAN_IP}/32", prefix=lab.prefix(lab.win), env=fake_wsl
     ) as fwd:
-        assert ping(lab, lab.lan, WIN_LAN_IP, fwd.port) == b"ping"
+        assert ping_from(lab, lab.lan, WIN_LAN_IP, fwd.port) == b"ping"
     with forwarder(
         rules[1], "--allow", "198.19.0.99/32", prefix=lab.prefix(lab.win), env=fake_wsl
     ) as fwd:
         with pytest.raises((ConnectionResetError, ConnectionRefusedError, BrokenPipeError)):
-            data = ping(lab, lab.lan, WIN_LAN_IP, fwd.port)
+            data = ping_from(lab, lab.lan, WIN_LAN_IP, fwd.port)
             if not data:
                 raise ConnectionResetError
         denied = fwd.wait_event("denied")[0]
@@ -250,7 +254,7 @@ def test_control_api_needs_its_token_and_serves_prometheus_metrics(
         url, token_file = str(api["url"]), Path(str(api["token_file"]))
         assert oct(token_file.stat().st_mode & 0o777) == "0o600"
         token = token_file.read_text().strip()
-        assert ping(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
+        assert ping_from(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
         fwd.wait_event("conn")
         with lab.inside(lab.win):
             code, _ = api_get(url + "/v1/status", None)
@@ -290,7 +294,7 @@ def test_forwards_added_and_removed_through_the_api_and_wslnet_status(
             bad, err = api_call(url + "/v1/forwards", token, "POST", b"99999")
         assert bad == 400 and "out of range" in err["error"]
         lport = int(rule["listen"][0].rsplit(":", 1)[1])
-        assert ping(lab, lab.win, "127.0.0.1", lport) == b"ping"
+        assert ping_from(lab, lab.win, "127.0.0.1", lport) == b"ping"
         status = subprocess.run(
             [*lab.prefix(lab.win), sys.executable, "-m", "wslnet", "status"],
             capture_output=True,
@@ -304,6 +308,5 @@ def test_forwards_added_and_removed_through_the_api_and_wslnet_status(
             code, gone = api_call(url + f"/v1/forwards/{rule['id']}", token, "DELETE")
             missing, _ = api_call(url + "/v1/forwards/999", token, "DELETE")
         assert (code, gone["removed"], missing) == (200, rule["id"], 404)
-        time.sleep(0.2)
         with pytest.raises(ConnectionRefusedError):
-            ping(lab, lab.win, "127.0.0.1", lport)
+            ping_from(lab, lab.win, "127.0.0.1", lport)

@@ -58,13 +58,16 @@ class ArpResult:
         return asdict(self)
 
 
+MtuMethod = Literal["full size got through", "icmp frag-needed", "size sweep", "no answer"]
+
+
 @dataclass
 class MtuResult:
     host: str
     interface: str
     interface_mtu: int
     path_mtu: int | None
-    method: str  # "full size got through", "icmp frag-needed", "bisection"
+    method: MtuMethod  # how it was found
     probes: int
     notes: list[str] = field(default_factory=list)
 

@@ -35,8 +35,8 @@ def parse_ports(text: str, option: str) -> tuple[PortRange, ...]:
         part = part.strip()
         if not part:
             continue
-        low, _, high = part.partition("-")
-        high = high or low
+        low, dash, high = part.partition("-")
+        high = high if dash else low
         if not (low.isascii() and low.isdigit() and high.isascii() and high.isdigit()):
             raise UsageError(f"{option} {text!r}: expected ports such as 3000-9999,22")
         if len(low) > 5 or len(high) > 5 or not 1 <= int(low) <= int(high) <= 65535:

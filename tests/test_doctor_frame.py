@@ -1,0 +1,134 @@
+"""The doctor's frame in process: the runner's skip, crash and timeout paths, the check
+ids it stamps, and both renderers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from wslnet.check import render, runner
+from wslnet.check.context import Context, Options
+from wslnet.check.model import Check, Finding, Fix, always, fail, ok
+from wslnet.errors import UsageError
+from wslnet.where import Environment
+
+ENV = Environment("linux", None, "", "Debian", "6.1.0", "other", None, False)
+
+
+def ctx() -> Context:
+    return Context(ENV, Options())
+
+
+def declared(id: str, func: object, applies: object = always, timeout: float = 1.0) -> Check:
+    return Check(id, f"title of {id}", func, applies, timeout)  # type: ignore[arg-type]
+
+
+async def test_findings_get_the_id_of_the_check_that_made_them() -> None:
+    async def two(c: Context) -> list[Finding]:
+        return [ok("first"), fail("second", fix=Fix("do this", ["cmd"]))]
+
+    found = await runner.run([declared("demo.two", two)], ctx())
+    assert [(f.id, f.status, f.title) for f in found] == [
+        ("demo.two", "ok", "first"),
+        ("demo.two", "fail", "second"),
+    ]
+
+
+async def test_a_check_that_raises_becomes_a_crash_finding_and_the_others_still_run() -> None:
+    async def boom(c: Context) -> list[Finding]:
+        raise KeyError("eth0")
+
+    async def fine(c: Context) -> list[Finding]:
+        return [ok("fine")]
+
+    found = await runner.run([declared("demo.boom", boom), declared("demo.fine", fine)], ctx())
+    crash, good = found
+    assert (crash.id, crash.status, crash.title) == (
+        "demo.boom",
+        "crash",
+        "title of demo.boom: the check failed",
+    )
+    assert crash.evidence == {"error": "KeyError: 'eth0'"}  # no traceback without --debug
+    assert (good.id, good.status) == ("demo.fine", "ok")
+
+
+async def test_debug_keeps_the_traceback_of_a_crash() -> None:
+    async def boom(c: Context) -> list[Finding]:
+        raise RuntimeError("no result")
+
+    (crash,) = await runner.run([declared("demo.boom", boom)], ctx(), debug=True)
+    assert "RuntimeError: no result" in str(crash.evidence["traceback"])
+
+
+async def test_a_check_past_its_time_limit_is_a_crash_that_names_the_limit() -> None:
+    async def slow(c: Context) -> list[Finding]:
+        await asyncio.sleep(30)
+        return []
+
+    (late,) = await runner.run([declared("demo.slow", slow, timeout=0.05)], ctx())
+    assert (late.id, late.status, late.title) == (
+        "demo.slow",
+        "crash",
+        "title of demo.slow: no result in 0.05 s",
+    )
+
+
+async def test_a_check_that_does_not_apply_is_skipped_with_the_reason() -> None:
+    async def never(c: Context) -> list[Finding]:
+        raise AssertionError("must not run")
+
+    def not_here(c: Context) -> str | None:
+        return "not running in WSL (this is linux)"
+
+    (skipped,) = await runner.run([declared("demo.wsl", never, not_here)], ctx())
+    assert (skipped.status, skipped.detail) == ("skip", "not running in WSL (this is linux)")
+
+
+def test_selecting_an_unknown_check_is_a_usage_error_and_a_prefix_selects_a_group() -> None:
+    with pytest.raises(UsageError, match="unknown check 'nosuch'"):
+        runner.select(["nosuch"])
+    assert {c.id for c in runner.select(["raw"])} == {"raw.syn", "raw.host", "raw.mtu"}
+
+
+FINDINGS = [
+    Finding(id="a.ok", status="ok", title="All good", detail="hidden unless -v"),
+    Finding(
+        id="a.fail",
+        status="fail",
+        title="Port 8000 bound to eth0",
+        detail="the relay does not forward it",
+        fix=Fix("bind 0.0.0.0:8000", ["wslnet forward tcp/8000=198.18.5.20:8000"]),
+    ),
+    Finding(id="a.skip", status="skip", title="Raw probes", detail="no root"),
+]
+
+
+def test_people_see_failures_with_their_fix_and_a_summary() -> None:
+    text = render.for_people(FINDINGS, verbose=False, color=False)
+    assert text.splitlines() == [
+        "✓ All good",
+        "✗ Port 8000 bound to eth0",
+        "    the relay does not forward it",
+        "    fix: bind 0.0.0.0:8000",
+        "      $ wslnet forward tcp/8000=198.18.5.20:8000",
+        "",
+        "1 ok, 1 fail, 1 skip",
+    ]
+
+
+def test_verbose_shows_details_and_skipped_checks() -> None:
+    text = render.for_people(FINDINGS, verbose=True, color=False)
+    assert "    hidden unless -v" in text and "- Raw probes" in text
+
+
+def test_json_has_schema_environment_findings_and_summary() -> None:
+    doc = json.loads(render.as_json(ENV, FINDINGS))
+    assert doc["schema"] == 1
+    assert doc["environment"]["kind"] == "linux"
+    assert doc["findings"][1]["fix"] == {
+        "text": "bind 0.0.0.0:8000",
+        "commands": ["wslnet forward tcp/8000=198.18.5.20:8000"],
+    }
+    assert doc["summary"] == {"ok": 1, "warn": 0, "fail": 1, "skip": 1, "info": 0, "crash": 0}

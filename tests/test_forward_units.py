@@ -1,0 +1,227 @@
+"""The forwarder's pure parts in process: the config file reader, auto-forward's port
+selection, the status snapshot and its Prometheus text, the relay's ending rules, and
+usage errors of `wslnet forward` that end before anything listens."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from wslnet.cli import cli
+from wslnet.errors import UsageError
+from wslnet.facts import procnet
+from wslnet.forward.control import configfile
+from wslnet.forward.control.auto import AutoForward, parse_snapshot, wanted
+from wslnet.forward.control.status import RuleStatus, Status, UdpStatus, metrics, render
+from wslnet.forward.core.config import AutoConfig, PortRange, parse_ports
+from wslnet.forward.core.rules import Endpoint, parse_networks
+from wslnet.forward.data.relay import Ending
+
+
+# -- the config file ---------------------------------------------------------------------
+def load(tmp_path: Path, text: str) -> configfile.FileConfig:
+    path = tmp_path / "forward.toml"
+    path.write_text(text)
+    return configfile.load(path)
+
+
+def test_config_file_settings_and_rules(tmp_path: Path) -> None:
+    conf = load(
+        tmp_path,
+        "connect_timeout = 2\nallow_any = false\n"
+        '[[forward]]\nlisten = "8080"\ntarget = "wsl:3000"\n'
+        '[[forward]]\nlisten = "0.0.0.0:5353"\nproto = "udp"\nallow = ["198.19.0.0/24"]\n',
+    )
+    assert conf.settings == {"connect_timeout": 2, "allow_any": False}
+    tcp, udp = conf.rules
+    assert (tcp.proto, tcp.listen.port, tcp.target) == ("tcp", 8080, Endpoint("wsl", 3000))
+    assert (udp.proto, udp.target) == ("udp", Endpoint("wsl", 5353))
+    assert udp.allow == (ipaddress.ip_network("198.19.0.0/24"),)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ('[[forward]]\nlisten = "99999"\n', "[[forward]] #1: field 'listen': listen port 99999"),
+        ('[[forward]]\nlisten = "80"\ntarget = "x:0"\n', "field 'target': target port 0"),
+        ('[[forward]]\nlisten = "80"\nproto = "sctp"\n', "field 'proto': 'sctp' is neither"),
+        ('[[forward]]\nlisten = "80"\nallow = [1]\n', "field 'allow': 1 is not a network"),
+        ('[[forward]]\nlisten = "80"\nallow = "x"\n', "field 'allow' must be a list"),
+        ('[[forward]]\ntarget = "80"\n', "field 'listen' is missing"),
+        ('[[forward]]\nlisten = "80"\nport = 1\n', "unknown field 'port'"),
+        ('[forward]\nlisten = "80"\n', "write [[forward]], not [forward]"),
+        ("drain = true\n", "setting 'drain' has the wrong type"),
+        ("dran = 1\n", "unknown setting 'dran'"),
+        ("listen = \n", "not valid TOML"),
+    ],
+)
+def test_config_file_errors_name_the_table_and_field(tmp_path: Path, text: str, error: str) -> None:
+    with pytest.raises(UsageError) as info:
+        load(tmp_path, text)
+    assert error in info.value.message
+    assert info.value.message.startswith(str(tmp_path / "forward.toml"))
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "forward.toml"
+    path.write_bytes(b"drain = 1 # \xff\xfe\n")
+    with pytest.raises(UsageError, match="not UTF-8 text"):
+        configfile.load(path)
+
+
+# -- auto-forward's choice of ports ------------------------------------------------------
+def sock(proto: str, address: str, port: int, listening: bool = True) -> procnet.SocketEntry:
+    family = "ipv6" if ":" in address else "ipv4"
+    state = procnet.UDP_UNCONNECTED
+    if proto == "tcp":
+        state = procnet.TCP_LISTEN if listening else 1  # 1: an established client socket
+    return procnet.SocketEntry(proto, family, address, port, "0.0.0.0", 0, state, 0, 1)  # type: ignore[arg-type]
+
+
+def test_auto_forwards_what_the_relay_misses_and_lan_adds_any_address_tcp() -> None:
+    entries = [
+        sock("tcp", "0.0.0.0", 3000),  # the relay forwards it
+        sock("tcp", "127.0.0.1", 3001),  # so this one
+        sock("tcp", "198.18.5.20", 8000),  # bound to eth0: the relay skips it
+        sock("tcp", "198.18.5.20", 8001, listening=False),  # a client socket
+        sock("udp", "0.0.0.0", 5353),  # UDP is never relayed
+        sock("udp", "127.0.0.1", 5354),  # loopback-only UDP: Windows cannot reach it anyway
+    ]
+    vm = {"198.18.5.20"}
+    assert wanted(entries, vm, lan=False) == {("tcp", 8000), ("udp", 5353)}
+    assert wanted(entries, vm, lan=True) == {("tcp", 3000), ("tcp", 8000), ("udp", 5353)}
+
+
+def test_include_and_exclude_ranges() -> None:
+    auto = AutoConfig(include=parse_ports("3000-3999,22", "--include"),
+                      exclude=parse_ports("3500", "--exclude"))  # fmt: skip
+    assert auto.include == (PortRange(3000, 3999), PortRange(22, 22))
+    assert [p for p in (22, 2999, 3000, 3500, 3999, 4000) if auto.keeps(p)] == [22, 3000, 3999]
+    assert AutoConfig().keeps(1)
+
+
+@pytest.mark.parametrize("text", ["a-b", "0", "9-3", "70000", "٨٠٨٠", "1-", "3000-"])
+def test_bad_port_ranges_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="--include"):
+        parse_ports(text, "--include")
+
+
+def test_a_snapshot_is_parsed_file_by_file() -> None:
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid"
+    line = "   0: 1405120A:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 7 1"
+    entries = parse_snapshot({"tcp": [header, line], "bogus": ["x"]})
+    assert [(e.address, e.port) for e in entries] == [("10.18.5.20", 8000)]
+
+
+def test_auto_rules_listen_on_loopback_or_the_lan_and_target_the_distro() -> None:
+    allow = parse_networks(["198.19.0.0/24"], "--allow")
+    lan = AutoForward(None, None, AutoConfig(lan=True, distro="Debian"), allow)  # type: ignore[arg-type]
+    rule = lan.rule("udp", 5353)
+    assert (str(rule), rule.allow) == ("udp/0.0.0.0:5353=wsl@Debian:5353", allow)
+    local = AutoForward(None, None, AutoConfig(), None)  # type: ignore[arg-type]
+    assert str(local.rule("tcp", 8000)) == "tcp/localhost:8000=wsl:8000"
+
+
+# -- status and metrics ------------------------------------------------------------------
+RULES = [
+    RuleStatus(
+        id=1, proto="tcp", rule="8080", origin="cli", listen=["127.0.0.1:8080", "[::1]:8080"],
+        target="wsl:8080", resolved=["198.18.5.20:8080"], resolved_at=1.0, allow=None,
+        closing=False, connections_active=2, connections_total=10, rejected=1, denied=0,
+        bytes_up=100, bytes_down=2000, errors={"connect-refused": 3},
+    ),
+    RuleStatus(
+        id=2, proto="udp", rule="udp/5353", origin="auto", listen=["udp/127.0.0.1:5353"],
+        target='we"ird', resolved=[], resolved_at=None, allow=["198.19.0.0/24"], closing=False,
+        connections_active=1, connections_total=4, rejected=0, denied=5, bytes_up=7,
+        bytes_down=9, errors={}, udp=UdpStatus(60.0, 1, 4),
+    ),
+]  # fmt: skip
+STATUS = Status(started=0.0, uptime=12.0, engine="splice", config=None, rules=RULES)
+
+
+def test_prometheus_text_has_every_series_per_rule() -> None:
+    lines = metrics(STATUS).splitlines()
+    tcp = 'rule="1",proto="tcp",listen="127.0.0.1:8080",target="wsl:8080"'
+    udp = 'rule="2",proto="udp",listen="udp/127.0.0.1:5353",target="we\\"ird"'
+    for line in [
+        "# TYPE wslnet_connections_total counter",
+        f"wslnet_connections_total{{{tcp}}} 10",
+        f"wslnet_connections_active{{{udp}}} 1",
+        f'wslnet_bytes_total{{{tcp},direction="down"}} 2000',
+        f'wslnet_errors_total{{{tcp},reason="connect-refused"}} 3',
+        f"wslnet_rejected_total{{{udp}}} 5",
+    ]:
+        assert line in lines
+    assert metrics(STATUS).endswith("\n")
+
+
+def test_status_json_keeps_udp_fields_for_udp_rules_only() -> None:
+    tcp, udp = (r.as_json() for r in RULES)
+    assert "udp_timeout" not in tcp and "udp" not in tcp
+    assert (udp["udp_timeout"], udp["udp_sessions_active"], udp["udp_sessions_total"]) == (
+        60.0,
+        1,
+        4,
+    )
+    assert STATUS.as_json()["version"] == 1
+
+
+def test_status_for_people_is_one_line_per_rule() -> None:
+    assert render(STATUS.as_json()).splitlines() == [
+        "wslnet forward, up 12 s, engine splice",
+        "  #1 tcp 127.0.0.1:8080 [::1]:8080 -> wsl:8080 (198.18.5.20:8080) active 2 total 10 "
+        "up 100 down 2000",
+        '  #2 udp udp/127.0.0.1:5353 -> we"ird (-) active 1 total 4 up 7 down 9',
+    ]
+
+
+# -- the ending rules every relay engine shares ------------------------------------------
+def test_both_eofs_close_and_the_first_reason_wins_once() -> None:
+    heard: list[str] = []
+    ending = Ending(heard.append)
+    assert ending.eof("client") is False  # half-closed: the other direction goes on
+    assert ending.eof("target") is True
+    ending.claim("client-reset")  # too late: the connection already closed cleanly
+    ending.finish()
+    ending.finish()
+    assert heard == ["closed"]
+
+
+def test_an_error_before_both_eofs_is_the_reason() -> None:
+    heard: list[str] = []
+    ending = Ending(heard.append)
+    ending.eof("client")
+    assert ending.claim("target-reset") == "target-reset"
+    assert ending.claim("idle-timeout") == "target-reset"
+    ending.finish()
+    assert heard == ["target-reset"]
+
+
+# -- usage errors before anything listens ------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--include", "3000"], "wslnet: --include goes with --auto"),
+        (["8080", "--connect-timeout", "nan"], "wslnet: --connect-timeout must be a number"),
+        (["8080", "--api", "udp/0"], "wslnet: --api 'udp/0': expected [HOST:]PORT"),
+        (["8080", "--allow", "1.2.3.x"], "wslnet: --allow: '1.2.3.x' is not a network"),
+        (["٨٠٨٠"], "wslnet: bad rule '٨٠٨٠': listen port '٨٠٨٠' is not a number"),
+        (["--auto", "--lan"], "wslnet: --auto --lan exposes ports to the LAN"),
+    ],
+)
+def test_forward_usage_errors_are_one_line_and_exit_2(args: list[str], line: str) -> None:
+    res = CliRunner().invoke(cli, ["forward", *args])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1].startswith(line)
+
+
+def test_a_bad_config_file_stops_forward_before_it_listens(tmp_path: Path) -> None:
+    path = tmp_path / "forward.toml"
+    path.write_text('[[forward]]\nlisten = "http"\n')
+    res = CliRunner().invoke(cli, ["forward", "--config", str(path)])
+    assert res.exit_code == 2
+    assert "field 'listen': listen port 'http' is not a number" in res.output
