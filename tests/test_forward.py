@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -518,3 +519,19 @@ def test_udp_sessions_leave_no_descriptors_behind() -> None:
             while fwd.fd_count() != before and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert fwd.fd_count() == before
+
+
+def test_config_file_settings_are_defaults_that_flags_override(
+    servers: ServerThread, tmp_path: Path
+) -> None:
+    port = servers.serve(echo)
+    conf = tmp_path / "forward.toml"
+    rule = f'[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:{port}"\n'
+    conf.write_text("drain = 7\n" + rule)
+    for flags, drain in (((), 7), (("--drain", "1"), 1)):
+        with forwarder("--config", str(conf), *flags) as fwd:
+            echo_round_trip(fwd.port).close()
+            fwd.signal(signal.SIGTERM)
+            assert fwd.wait() == 0
+            assert fwd.wait_event("stopping")[0]["drain"] == drain
+            assert fwd.wait_event("listening")[0]["rule"] == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     from wslnet.check.context import Context
@@ -43,43 +43,36 @@ def finding(
     return Finding(status=status, title=title, detail=detail, fix=fix, evidence=evidence or {})
 
 
+class _Make(Protocol):
+    def __call__(
+        self,
+        title: str,
+        *,
+        detail: str = "",
+        fix: Fix | None = None,
+        evidence: dict[str, object] | None = None,
+    ) -> Finding: ...
+
+
+def _maker(status: Status) -> _Make:
+    def make(
+        title: str,
+        *,
+        detail: str = "",
+        fix: Fix | None = None,
+        evidence: dict[str, object] | None = None,
+    ) -> Finding:
+        return finding(status, title, detail=detail, fix=fix, evidence=evidence)
+
+    return make
+
+
 # Where a verdict is made, say it with one of these: ok(title), fail(title, detail=..., fix=...)
-def ok(title: str, *, detail: str = "", evidence: dict[str, object] | None = None) -> Finding:
-    return finding("ok", title, detail=detail, evidence=evidence)
-
-
-def info(
-    title: str,
-    *,
-    detail: str = "",
-    fix: Fix | None = None,
-    evidence: dict[str, object] | None = None,
-) -> Finding:
-    return finding("info", title, detail=detail, fix=fix, evidence=evidence)
-
-
-def skip(title: str, *, detail: str = "", evidence: dict[str, object] | None = None) -> Finding:
-    return finding("skip", title, detail=detail, evidence=evidence)
-
-
-def warn(
-    title: str,
-    *,
-    detail: str = "",
-    fix: Fix | None = None,
-    evidence: dict[str, object] | None = None,
-) -> Finding:
-    return finding("warn", title, detail=detail, fix=fix, evidence=evidence)
-
-
-def fail(
-    title: str,
-    *,
-    detail: str = "",
-    fix: Fix | None = None,
-    evidence: dict[str, object] | None = None,
-) -> Finding:
-    return finding("fail", title, detail=detail, fix=fix, evidence=evidence)
+ok = _maker("ok")
+info = _maker("info")
+skip = _maker("skip")
+warn = _maker("warn")
+fail = _maker("fail")
 
 
 CheckFunc = Callable[["Context"], Awaitable[list[Finding]]]

@@ -11,7 +11,7 @@ from wslnet.forward.data.dial import Dialer
 from wslnet.forward.data.relay import Relay, RelayFactory, set_reset_on_close
 
 if TYPE_CHECKING:
-    from wslnet.forward.core.table import RuleState
+    from wslnet.forward.core.table import RuleState, RuleTable
 
 
 class Owner(Protocol):
@@ -111,3 +111,22 @@ class Connection:
         if self.task is not None:
             self.task.cancel()
         self.end(reason, reset=True)
+
+
+async def close_idle(table: RuleTable, idle_timeout: float) -> None:
+    """--idle-timeout: one timer for all connections, cheaper than one per connection."""
+    step = min(1.0, idle_timeout / 4)
+    while True:
+        await asyncio.sleep(step)
+        for rs in table.rules:
+            for conn in list(rs.active):
+                relay = conn.relay
+                if relay is None:
+                    continue
+                moved = relay.up + relay.down
+                if moved != conn.seen:
+                    conn.seen, conn.idle = moved, 0.0
+                    continue
+                conn.idle += step
+                if conn.idle >= idle_timeout:
+                    relay.close("idle-timeout")

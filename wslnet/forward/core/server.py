@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from wslnet.forward.core import accept
 from wslnet.forward.core.config import ForwardConfig
-from wslnet.forward.core.conn import Connection
+from wslnet.forward.core.conn import Connection, close_idle
 from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.resolve import Address, Resolver
 from wslnet.forward.core.rules import Endpoint, Rule, admits, format_addr
@@ -203,28 +203,10 @@ class Forwarder:
         if self._stopping.is_set() and not self.active:
             self._drained.set()
 
-    async def _sweep_idle(self, idle_timeout: float) -> None:
-        """One timer for all connections: cheaper than one per connection."""
-        step = min(1.0, idle_timeout / 4)
-        while True:
-            await asyncio.sleep(step)
-            for rs in self.table.rules:
-                for conn in list(rs.active):
-                    relay = conn.relay
-                    if relay is None:
-                        continue
-                    moved = relay.up + relay.down
-                    if moved != conn.seen:
-                        conn.seen, conn.idle = moved, 0.0
-                        continue
-                    conn.idle += step
-                    if conn.idle >= idle_timeout:
-                        relay.close("idle-timeout")
-
     async def serve(self) -> None:
         sweeper = None
         if self.config.idle_timeout is not None:
-            sweeper = self.loop.create_task(self._sweep_idle(self.config.idle_timeout))
+            sweeper = self.loop.create_task(close_idle(self.table, self.config.idle_timeout))
         await self._stopping.wait()
         if sweeper is not None:
             sweeper.cancel()
