@@ -230,7 +230,7 @@ def auto_delay(count: int = 50) -> dict[str, float] | None:
     """Seconds from listen() inside the lab's WSL VM to `wslnet forward --auto` forwarding
     it (its `auto-add` line), for `count` listeners: p50 and p95. Needs root (the lab)."""
     sys.path.insert(0, str(ROOT))
-    from tests.helpers import Forwarder, listening_socket
+    from tests.helpers import ForwarderProcess, listening_socket
     from tests.lab import WSL_IP, Lab, LabUnavailable
 
     try:
@@ -242,7 +242,7 @@ def auto_delay(count: int = 50) -> dict[str, float] | None:
     socks = []
     try:
         env = lab.fake_wsl_exe(tmp)
-        fwd = Forwarder("--auto", prefix=lab.prefix(lab.win), env=env)
+        fwd = ForwarderProcess("--auto", prefix=lab.prefix(lab.win), env=env)
         try:
             time.sleep(1.0)  # the wsl.exe child is up and has sent its first snapshot
             delays = []
