@@ -63,7 +63,11 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 def tree(pid: int) -> list[int]:
     pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # gone meanwhile (socat's per-connection children come and go)
+        return pids
+    for task in tasks:
         try:
             children = (task / "children").read_text().split()
         except OSError:

@@ -45,6 +45,7 @@ class Run:
         self.fwd = Forwarder(config, EventLog("json", 0, self.stream))
 
     def events(self, name: str) -> list[dict[str, object]]:
+        assert self.fwd.log.flush()  # lines are written by the log's own thread
         lines = [json.loads(line) for line in self.stream.getvalue().splitlines()]
         return [e for e in lines if e["event"] == name]
 

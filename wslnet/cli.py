@@ -250,7 +250,14 @@ def _api_address(text: str, allow_remote: bool) -> tuple[str, int]:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="The raw status document.")
-@click.option("--api", "api", default=None, metavar="URL", help="Default: from the state file.")
+@click.option(
+    "--api",
+    "api",
+    default=None,
+    metavar="[HOST:]PORT",
+    help="Where the API listens, as given to `forward --api` (or a URL). "
+    "Default: from the state file.",
+)
 def status(as_json: bool, api: str | None) -> None:
     """The status of a running `wslnet forward --api`."""
     import json
@@ -261,6 +268,10 @@ def status(as_json: bool, api: str | None) -> None:
     from wslnet.forward.control.status import render
 
     token = os.environ.get("WSLNET_API_TOKEN")
+    if api is not None and "://" not in api:
+        from wslnet.forward.core.rules import format_hostport
+
+        api = "http://" + format_hostport(*_api_address(api, allow_remote=True))
     if api is None or token is None:
         from wslnet.forward.control.statefile import find_api
 

@@ -85,7 +85,10 @@ def run(config: ForwardConfig, file: FileConfig | None) -> int:
     raise_fd_limit()
     loop_name, factory = loop_factory(config.loop)
     log = EventLog(config.log_format, config.verbosity)
-    return run_loop(factory, _main(config, file, log, loop_name))
+    try:
+        return run_loop(factory, _main(config, file, log, loop_name))
+    finally:
+        log.close(timeout=2.0)  # what is queued goes out, unless the log output is stuck
 
 
 async def _main(config: ForwardConfig, file: FileConfig | None, log: EventLog, loop: str) -> int:

@@ -7,20 +7,110 @@ file next to it tells `wslnet status` where the API listens.
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.base_events
 import hmac
-import json
+import logging
 import os
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
-from wslnet.errors import UsageError
+from wslnet.errors import ListenError, UsageError
 from wslnet.forward.control import status as st
 from wslnet.forward.control.reload import Reloader
+from wslnet.forward.control.requests import MAX_BODY, forward_request
 from wslnet.forward.control.statefile import ApiState, state_dir, write_private
-from wslnet.forward.core.rules import format_hostport, parse_networks, parse_rule
+from wslnet.forward.core.listen import bind_listener
+from wslnet.forward.core.log import EventLog
+from wslnet.forward.core.rules import Endpoint, format_hostport
 from wslnet.forward.core.server import Forwarder
+
+MAX_CONNECTIONS = 64  # API clients at once; one more is closed at once
+HEADER_TIMEOUT = 10.0  # seconds a connection gets to deliver a request
+KEEPALIVE_TIMEOUT = 15.0  # seconds an idle keep-alive connection is kept
+
+
+class _Gate:
+    """Counts API connections and remembers which have delivered a request lately."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self.open = 0
+        self.served: set[asyncio.BaseTransport] = set()
+
+
+class _Guarded(asyncio.Protocol):
+    """aiohttp's protocol behind a door: at most MAX_CONNECTIONS at once, and a
+    connection that has not delivered a request within HEADER_TIMEOUT is closed
+    (aiohttp itself would wait for a request's headers forever)."""
+
+    def __init__(self, gate: _Gate, inner: asyncio.Protocol) -> None:
+        self.gate = gate
+        self.inner: asyncio.Protocol | None = inner
+        self.transport: asyncio.BaseTransport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        gate = self.gate
+        if gate.open >= MAX_CONNECTIONS:
+            self.inner = None
+            gate.log.limited("api-full", "warning", "api-error", msg="too many API connections")
+            cast(asyncio.Transport, transport).abort()
+            return
+        gate.open += 1
+        self.transport = transport
+        self.timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT, self._expire)
+        assert self.inner is not None
+        self.inner.connection_made(transport)
+
+    def _expire(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport in self.gate.served:  # it asked something: give it another period
+            self.gate.served.discard(transport)
+            self.timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT, self._expire)
+            return
+        self.gate.log.limited("api-slow", "warning", "api-error", msg="no request in time")
+        cast(asyncio.Transport, transport).abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.inner is None:
+            return
+        self.gate.open -= 1
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.transport is not None:
+            self.gate.served.discard(self.transport)
+        self.inner.connection_lost(exc)
+
+
+class _ToEventLog(logging.Handler):
+    """aiohttp's own log records as one event-log line each, never a traceback."""
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__(logging.WARNING)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.log.limited(f"aiohttp:{record.msg}", "warning", "api-error", msg=record.getMessage())
 
 
 class ControlApi:
@@ -33,10 +123,15 @@ class ControlApi:
         self.token = token or secrets.token_urlsafe(32)
         self.generated = token is None
         self.runner: web.AppRunner | None = None
+        self.server: asyncio.base_events.Server | None = None
+        self.gate = _Gate(fwd.log)
         self.url = ""
 
     async def start(self) -> None:
-        app = web.Application(middlewares=[self._auth])
+        aiohttp_log = logging.getLogger("aiohttp")
+        aiohttp_log.handlers[:] = [_ToEventLog(self.fwd.log)]
+        aiohttp_log.propagate = False
+        app = web.Application(middlewares=[self._errors, self._auth], client_max_size=MAX_BODY)
         app.add_routes(
             [
                 web.get("/healthz", self.healthz),
@@ -48,25 +143,32 @@ class ControlApi:
                 web.get("/metrics", self.metrics),
             ]
         )
-        self.runner = web.AppRunner(app, access_log=None)
+        self.runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT, handle_signals=False
+        )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port)
+        handler = self.runner.server
+        assert handler is not None
+        gate = self.gate
         try:
-            await site.start()
-        except OSError as exc:
-            await self.runner.cleanup()
-            where = format_hostport(self.host, self.port)
-            raise UsageError(f"--api: cannot listen on {where}: {exc.strerror or exc}") from None
-        port = self.port
-        for addr in self.runner.addresses:  # the real port when 0 was asked for
-            port = int(addr[1])
-        self.url = f"http://{format_hostport(self.host, port)}"
-        folder = state_dir()
-        token_file = folder / "api-token"
-        if self.generated:
-            write_private(token_file, self.token + "\n")
-        state = ApiState(self.url, token_file if self.generated else None, os.getpid())
-        write_private(folder / "api.json", state.as_json())
+            sock = bind_listener(Endpoint(self.host, self.port))
+            self.server = await asyncio.get_running_loop().create_server(
+                lambda: _Guarded(gate, handler()), sock=sock
+            )
+            port = int(sock.getsockname()[1])  # the real port when 0 was asked for
+            self.url = f"http://{format_hostport(self.host, port)}"
+            folder = state_dir()
+            token_file = folder / "api-token"
+            if self.generated:
+                write_private(token_file, self.token + "\n")
+            state = ApiState(self.url, token_file if self.generated else None, os.getpid())
+            write_private(folder / "api.json", state.as_json())
+        except ListenError as exc:
+            await self.stop()
+            raise UsageError(f"--api: {exc.message}") from None
+        except BaseException:
+            await self.stop()
+            raise
         self.fwd.log(
             "info",
             "api",
@@ -75,17 +177,46 @@ class ControlApi:
         )
 
     async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
         if self.runner is not None:
             await self.runner.cleanup()
 
     @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Whatever a request provokes is a JSON answer and at most one log line."""
+        if request.transport is not None:
+            self.gate.served.add(request.transport)
+        try:
+            response: web.StreamResponse = await handler(request)
+        except web.HTTPException:
+            raise
+        except (ValueError, RecursionError) as exc:  # bad bytes, bad JSON, too deep
+            return self._refused(request, 400, f"bad request: {type(exc).__name__}")
+        except Exception as exc:
+            self.fwd.log.limited(
+                "api-500", "error", "api-error", msg=f"{type(exc).__name__}: {exc}"
+            )
+            return web.json_response({"error": "internal error (see the log)"}, status=500)
+        return response
+
+    def _refused(self, request: web.Request, status: int, why: str) -> web.Response:
+        """A client error: the answer says why, and the log says so once a second at most
+        per kind (an unauthenticated client must not be able to flood the log)."""
+        key = f"api:{status}:{request.method}:{request.path[:40]}:{why[:40]}"
+        path = request.path[:200]
+        self.fwd.log.limited(key, "warning", "api-error", status=status, path=path, msg=why)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return web.json_response({"error": why}, status=status, headers=headers)
+
+    @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
         given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-            return web.json_response(
-                {"error": "a bearer token is required (see the api-token file)"},
-                status=401,
-                headers={"WWW-Authenticate": "Bearer"},
+        # Headers arrive as str, undecodable bytes as surrogates: compare bytes as sent.
+        sent = given.encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(sent, f"Bearer {self.token}".encode()):
+            return self._refused(
+                request, 401, "a bearer token is required (see the api-token file)"
             )
         response: web.StreamResponse = await handler(request)
         return response
@@ -108,30 +239,12 @@ class ControlApi:
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     async def add_forward(self, request: web.Request) -> web.Response:
-        text = await request.text()
+        body = await request.read()  # aiohttp refuses more than client_max_size
         try:
-            allow = None
-            if request.content_type == "application/json":
-                body = json.loads(text)
-                if not isinstance(body, dict):
-                    raise UsageError("the JSON body must be an object")
-                if "rule" in body:
-                    text = str(body["rule"])
-                else:
-                    proto = body.get("proto", "tcp")
-                    text = f"{proto}/{body['listen']}" + (
-                        f"={body['target']}" if "target" in body else ""
-                    )
-                if body.get("allow") is not None:
-                    if not isinstance(body["allow"], list):
-                        raise UsageError("'allow' must be a list of networks")
-                    allow = parse_networks(body["allow"], "allow")
-            rule = parse_rule(text.strip(), allow)
+            rule = forward_request(body, request.content_type)
             rs = await self.fwd.table.add(rule, "api")
-        except UsageError as exc:
-            return web.json_response({"error": exc.message}, status=400)
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
-            return web.json_response({"error": f"bad request body: {exc}"}, status=400)
+        except (UsageError, ListenError) as exc:
+            return self._refused(request, 400, exc.message)
         return web.json_response(st.rule_status(self.fwd, rs).as_json(), status=201)
 
     async def delete_forward(self, request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ defaults (flags win); on reload only the rules change.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,17 +57,52 @@ def default_path() -> Path:
     return base / "wslnet" / "forward.toml"
 
 
-def load(path: Path) -> FileConfig:
+MAX_SIZE = 1 << 20  # a config file is a few lines; more is a mistake or an attack
+
+
+def read_regular_file(path: Path, limit: int = MAX_SIZE) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, or UsageError. Opened
+    without blocking, so a FIFO or a device in its place cannot hang the caller."""
     name = str(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, flags)
     except OSError as exc:
         raise UsageError(f"{name}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{name}: not a regular file")
+        if st.st_size > limit:
+            raise UsageError(f"{name}: larger than {limit // 1024} KiB; not a config file?")
+        data = os.read(fd, limit + 1)  # a regular file does not block
+    except OSError as exc:
+        raise UsageError(f"{name}: cannot read it: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise UsageError(f"{name}: larger than {limit // 1024} KiB; not a config file?")
+    return data
+
+
+def load(path: Path) -> FileConfig:
+    """Reads and checks the file; every way it can be wrong is one UsageError."""
+    name = str(path)
+    data = read_regular_file(path)
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise UsageError(f"{name}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{name}: not valid TOML: {exc}") from None
-    return parse(data, path)
+    except RecursionError:
+        raise UsageError(f"{name}: not valid TOML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer past Python's 4,300-digit limit
+        raise UsageError(f"{name}: not valid TOML: {exc}") from None
+    try:
+        return parse(doc, path)
+    except RecursionError:
+        raise UsageError(f"{name}: nested too deeply") from None
 
 
 def parse(data: dict[str, Any], path: Path) -> FileConfig:
@@ -80,7 +116,7 @@ def parse(data: dict[str, Any], path: Path) -> FileConfig:
             raise UsageError(f"{name}: unknown setting {key!r} (known: {known}, [[forward]])")
         want = SETTINGS[key]
         if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
-            raise UsageError(f"{name}: setting {key!r} has the wrong type ({value!r})")
+            raise UsageError(f"{name}: setting {key!r} has the wrong type ({_show(value)})")
         conf.settings[key] = value
     tables = data.get("forward", [])
     if not isinstance(tables, list):
@@ -105,17 +141,29 @@ def _rule(table: dict[str, Any], where: str) -> Rule:
             raise UsageError(f"{where}: field {key!r} must be a string")
     if "listen" not in table:
         raise UsageError(f"{where}: field 'listen' is missing ([HOST:]PORT)")
-    proto = str(table.get("proto", "tcp")).lower()
+    proto = _show(table.get("proto", "tcp")).lower()
     if proto not in ("tcp", "udp"):
         raise UsageError(f"{where}: field 'proto': {proto!r} is neither tcp nor udp")
     allow = table.get("allow")
     if allow is not None and not isinstance(allow, list):
         raise UsageError(f"{where}: field 'allow' must be a list of networks")
     nets = parse_networks(allow, f"{where}: field 'allow'") if allow is not None else None
-    text = f"{proto}/{table['listen']}"
+    text = f"{proto}/{_show(table['listen'])}"
     if "target" in table:
-        text += f"={table['target']}"
+        text += f"={_show(table['target'])}"
     try:
         return parse_rule(text, nets)
     except RuleError as exc:
         raise UsageError(f"{where}: field {exc.part!r}: {exc.why}") from None
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """A value as rule text or for a message: strings as they are; anything else
+    shortened, and never a 5,000-digit number in full (Python refuses to print one)."""
+    if isinstance(value, str):
+        return value
+    try:
+        text = repr(value)
+    except ValueError:
+        return "(a number too long to print)"
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -26,6 +26,13 @@ class Reloader:
         self.path = path
 
     async def reload(self) -> ReloadResult:
+        """Never raises: a failure of any kind is one `reload-rejected` line."""
+        try:
+            return await self._reload()
+        except Exception as exc:
+            return self._rejected(f"{self.path}: {type(exc).__name__}: {exc}")
+
+    async def _reload(self) -> ReloadResult:
         if self.path is None:
             return ReloadResult(False, "no config file in use (--config)")
         fwd = self.fwd
@@ -35,12 +42,15 @@ class Reloader:
             for rule in conf.rules:
                 fwd.table.admit(rule)  # a rule beyond loopback must say who may connect
         except UsageError as exc:
-            fwd.log("error", "reload-rejected", msg=exc.message)
-            return ReloadResult(False, exc.message)
+            return self._rejected(exc.message)
         await fwd.table.apply(conf.rules, "config")
         n = fwd.table.count("config")
         fwd.log("info", "reloaded", config=str(self.path), rules=n)
         return ReloadResult(True, f"{n} rules from {self.path}")
+
+    def _rejected(self, why: str) -> ReloadResult:
+        self.fwd.log("error", "reload-rejected", msg=why)
+        return ReloadResult(False, why)
 
     async def watch(self, every: float = 1.0) -> None:
         """Reloads when the file changes (its mtime or size)."""
@@ -51,7 +61,7 @@ class Reloader:
         def stamp() -> tuple[float, int] | None:
             try:
                 st = path.stat()
-            except OSError:
+            except (OSError, ValueError):
                 return None
             return st.st_mtime, st.st_size
 
@@ -61,4 +71,4 @@ class Reloader:
             now = stamp()
             if now != last and now is not None:
                 last = now
-                await self.reload()
+                await self.reload()  # never raises: the watcher outlives any bad rewrite

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +32,36 @@ class ApiState:
         return json.dumps({"url": self.url, "token_file": token_file, "pid": self.pid})
 
 
+def private_dir(folder: Path) -> Path:
+    """The state folder, made if missing; one that others may write to is tightened to
+    0700 when it is ours and refused when it is not (they could swap files in it)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if sys.platform == "win32":
+        return folder  # ACLs, not modes: %LOCALAPPDATA% is the user's own
+    st = folder.lstat()
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise WslnetError(f"{folder} is not a directory; remove it so wslnet can make one")
+    if st.st_mode & 0o022:
+        if st.st_uid != os.getuid():
+            raise WslnetError(
+                f"{folder} is writable by others and not yours: remove it, or set "
+                "XDG_RUNTIME_DIR to a private folder"
+            )
+        os.chmod(folder, 0o700)
+    return folder
+
+
 def write_private(path: Path, text: str) -> None:
-    """Writes a file only its owner can read (0600 where modes exist)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Writes a file only its owner can read (0600 where modes exist), through a fresh
+    temporary file: never through a link planted in its place, never with a stale mode."""
+    private_dir(path.parent)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        os.unlink(tmp)  # a stale one (any mode, or a symlink) is removed, not reused
+    except FileNotFoundError:
+        pass
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)

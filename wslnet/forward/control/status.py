@@ -55,6 +55,7 @@ class Status:
     engine: str
     config: str | None
     rules: list[RuleStatus]
+    log_dropped: int = 0  # log lines lost because stderr (or the log file) did not keep up
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +64,7 @@ class Status:
             "uptime": self.uptime,
             "engine": self.engine,
             "config": self.config,
+            "log_dropped": self.log_dropped,
             "rules": [r.as_json() for r in self.rules],
         }
 
@@ -124,6 +126,7 @@ def snapshot(fwd: Forwarder, config: str | None) -> Status:
         engine=fwd.engine,
         config=config,
         rules=[rule_status(fwd, rs) for rs in fwd.table.rules],
+        log_dropped=fwd.log.dropped,
     )
 
 
@@ -174,6 +177,7 @@ _SERIES = (
     ("wslnet_bytes_total", "counter", "Bytes forwarded, by direction."),
     ("wslnet_errors_total", "counter", "Connections that ended badly, by reason."),
     ("wslnet_rejected_total", "counter", "Refused by max-conns or the allow list."),
+    ("wslnet_log_dropped_total", "counter", "Log lines dropped: the log output did not keep up."),
 )
 
 
@@ -190,6 +194,7 @@ def metrics(status: Status) -> str:
         for reason, n in sorted(r.errors.items()):
             samples["wslnet_errors_total"].append(f'{{{base},reason="{_label(reason)}"}} {n}')
         samples["wslnet_rejected_total"].append(f"{{{base}}} {r.rejected + r.denied}")
+    samples["wslnet_log_dropped_total"] = [f" {status.log_dropped}"]
     lines = []
     for name, kind, help_text in _SERIES:
         lines.append(f"# HELP {name} {help_text}")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from wslnet.forward.core.conn import Connection
 from wslnet.forward.core.resolve import ResolveError, Resolver
 from wslnet.forward.core.table import Listener
-from wslnet.forward.data.dial import Dialer, connect_reason, dial_async
+from wslnet.forward.data.dial import Dialer, Ends, connect_reason, dial_async, local_address
 from wslnet.forward.data.relay import Poller
 
 _ACCEPT_BATCH = 64  # accepts per wake-up before other work gets a turn
@@ -35,6 +35,7 @@ class Strategy(abc.ABC):
         connect_timeout: float,
         on_accept: OnAccept,
         on_error: OnAcceptError,
+        own: set[Ends],
         poller: Poller | None = None,
     ) -> None:
         self.loop = loop
@@ -43,6 +44,7 @@ class Strategy(abc.ABC):
         self.on_accept = on_accept
         self.on_error = on_error
         self.poller = poller  # the Linux engine's epoll; dialled sockets join it for good
+        self.own = own  # both ends of each dialled socket, to recognise a loop back to us
 
     @abc.abstractmethod
     def watch(self, lst: Listener) -> None:
@@ -89,7 +91,8 @@ class CallbackStrategy(Strategy):
         if addrs is None:  # a name to look up first
             conn.task = self.loop.create_task(self._resolve_then_dial(conn))
             return
-        conn.dialer = Dialer(self.loop, addrs, self.connect_timeout, conn.dialed, self.poller)
+        timeout = self.connect_timeout
+        conn.dialer = Dialer(self.loop, addrs, timeout, conn.dialed, self.poller, self.own)
         conn.dialer.start()
 
     async def _resolve_then_dial(self, conn: Connection) -> None:
@@ -100,7 +103,8 @@ class CallbackStrategy(Strategy):
             conn.failed(f"dns: {exc}")
             return
         conn.task = None
-        conn.dialer = Dialer(self.loop, addrs, self.connect_timeout, conn.dialed, self.poller)
+        timeout = self.connect_timeout
+        conn.dialer = Dialer(self.loop, addrs, timeout, conn.dialed, self.poller, self.own)
         conn.dialer.start()
 
 
@@ -138,6 +142,9 @@ class TaskStrategy(Strategy):
             conn.failed(connect_reason(exc))
             return
         conn.task = None
+        # After the fact: the proactor connects for us.
+        conn.ends = (local_address(tsock), local_address(tsock, peer=True))
+        self.own.add(conn.ends)
         conn.connected(tsock)
 
 
@@ -147,9 +154,9 @@ def choose(
     connect_timeout: float,
     on_accept: OnAccept,
     on_error: OnAcceptError,
+    own: set[Ends],
     poller: Poller | None,
 ) -> Strategy:
     """Proactor loops (Windows) cannot watch descriptors; the rest can."""
-    if sys.platform == "win32":
-        return TaskStrategy(loop, resolver, connect_timeout, on_accept, on_error)
-    return CallbackStrategy(loop, resolver, connect_timeout, on_accept, on_error, poller)
+    kind = TaskStrategy if sys.platform == "win32" else CallbackStrategy
+    return kind(loop, resolver, connect_timeout, on_accept, on_error, own, poller)

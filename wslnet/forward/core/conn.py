@@ -7,7 +7,7 @@ import socket
 from typing import TYPE_CHECKING, Protocol
 
 from wslnet.forward.core.resolve import Resolver
-from wslnet.forward.data.dial import Dialer
+from wslnet.forward.data.dial import Dialer, Ends
 from wslnet.forward.data.relay import Relay, RelayFactory, set_reset_on_close
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ class Owner(Protocol):
     loop: asyncio.AbstractEventLoop
     resolver: Resolver
     relay_factory: RelayFactory
+    own: set[Ends]  # both ends of each connection it dialled
 
     def ended(self, conn: Connection, reason: str) -> None: ...
 
@@ -32,6 +33,7 @@ class Connection:
         "client",
         "csock",
         "dialer",
+        "ends",
         "id",
         "idle",
         "owner",
@@ -62,6 +64,7 @@ class Connection:
         self.relay: Relay | None = None
         self.dialer: Dialer | None = None
         self.task: asyncio.Task[None] | None = None
+        self.ends: Ends | None = None  # of the connection to the target, once dialled
         self.idle = 0.0  # seconds without traffic, as the idle sweep counts them
         self.seen = 0  # bytes moved at the last sweep
 
@@ -71,6 +74,7 @@ class Connection:
         dialer = self.dialer
         if dialer is not None:
             self.target = dialer.sockaddr
+            self.ends = dialer.ends
             self.dialer = None
         if tsock is None:
             self.failed(reason)
@@ -94,6 +98,8 @@ class Connection:
         """The one place a connection ends: its own sockets closed, the owner told once."""
         if self not in self.rule.active:
             return
+        if self.ends is not None:
+            self.owner.own.discard(self.ends)
         if self.relay is None:  # never relayed: the client socket is still ours
             if reset:
                 set_reset_on_close(self.csock)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import queue
 import sys
+import threading
 import time
 from typing import IO, Literal
 
@@ -15,6 +17,7 @@ Event = Literal[
     "accept-failed",
     "allow-any",
     "api",
+    "api-error",
     "auto-add",
     "auto-failed",
     "auto-remove",
@@ -24,6 +27,7 @@ Event = Literal[
     "denied",
     "internal-error",
     "listening",
+    "log-dropped",
     "no-ipv6",
     "rejected",
     "reload-rejected",
@@ -41,10 +45,28 @@ LEVELS: dict[Level, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
 class EventLog:
-    def __init__(self, fmt: LogFormat, verbosity: int, stream: IO[str] | None = None) -> None:
+    """Lines are formatted and written by a thread of their own, through a bounded
+    queue: a stderr that nobody reads (a full pipe) or a slow disk can delay the log,
+    never the forwarding. When the queue is full new lines are dropped and counted; a
+    `log-dropped` line says how many once the writer catches up."""
+
+    def __init__(
+        self,
+        fmt: LogFormat,
+        verbosity: int,
+        stream: IO[str] | None = None,
+        queue_size: int = 10_000,
+    ) -> None:
         self.fmt = fmt
         self.threshold = 10 if verbosity > 0 else 30 if verbosity < 0 else 20
-        self.stream = stream or sys.stderr
+        self.stream = stream if stream is not None else sys.stderr
+        self.dropped = 0  # lines lost to a full queue, in all
+        self._unreported = 0  # of those, the ones no log-dropped line has told of yet
+        self._queue: queue.Queue[_Record | threading.Event | None] = queue.Queue(queue_size)
+        self._limits: dict[str, _Limit] = {}
+        self._lock = threading.Lock()  # the drop counts, shared with the writer
+        self._writer = threading.Thread(target=self._write_lines, name="wslnet-log", daemon=True)
+        self._writer.start()
 
     def enabled(self, level: Level) -> bool:
         return LEVELS[level] >= self.threshold
@@ -52,29 +74,98 @@ class EventLog:
     def __call__(self, level: Level, event: Event, msg: str = "", **fields: object) -> None:
         if LEVELS[level] < self.threshold:
             return
-        now = time.time()
-        if self.fmt == "json":
-            record: dict[str, object] = {
-                "ts": round(now, 6),
-                "level": level,
-                "event": event,
-            }
-            if msg:
-                record["msg"] = msg
-            record.update(fields)
-            line = json.dumps(record, default=str)
-        else:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
-            parts = [f"{stamp} {level:<7} {event}"]
-            parts += [f"{k}={_text(v)}" for k, v in fields.items()]
-            if msg:
-                parts.append(f"- {msg}")
-            line = " ".join(parts)
+        try:
+            self._queue.put_nowait((time.time(), level, event, msg, fields))
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+                self._unreported += 1
+
+    def limited(self, key: str, level: Level, event: Event, /, **fields: object) -> None:
+        """Logs a line that may repeat many times a second (a denied client, accept
+        failing at the fd limit) at most once a second per `key`; the next line says
+        how many were left out (`repeated=N`)."""
+        now = time.monotonic()
+        limit = self._limits.get(key)
+        if limit is not None and now < limit.until:
+            limit.skipped += 1
+            return
+        if limit is None:
+            if len(self._limits) > 10_000:  # keys are per rule and reason: never many
+                self._limits.clear()
+            limit = self._limits[key] = _Limit()
+        if limit.skipped:
+            fields["repeated"] = limit.skipped
+        limit.until, limit.skipped = now + 1.0, 0
+        msg = fields.pop("msg", "")
+        self(level, event, str(msg), **fields)
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Waits until every line given so far is written (False if that took too long)."""
+        done = threading.Event()
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Writes what is queued (for at most `timeout` seconds) and stops the writer."""
+        self.flush(timeout)
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass  # the writer is stuck on a full pipe: it is a daemon, let it be
+
+    def _write_lines(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            if self._unreported:
+                with self._lock:
+                    lost, self._unreported = self._unreported, 0
+                self._write(
+                    self._format(time.time(), "warning", "log-dropped", "", {"lines": lost})
+                )
+            self._write(self._format(*item))
+
+    def _write(self, line: str) -> None:
         try:
             self.stream.write(line + "\n")
             self.stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed stderr must not stop the forwarder
+        except (OSError, ValueError, AttributeError):
+            pass  # a closed (or absent) stderr must not stop the forwarder
+
+    def _format(
+        self, now: float, level: Level, event: Event, msg: str, fields: dict[str, object]
+    ) -> str:
+        if self.fmt == "json":
+            record: dict[str, object] = {"ts": round(now, 6), "level": level, "event": event}
+            if msg:
+                record["msg"] = msg
+            record.update(fields)
+            return json.dumps(record, default=str)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
+        parts = [f"{stamp} {level:<7} {event}"]
+        parts += [f"{k}={_text(v)}" for k, v in fields.items()]
+        if msg:
+            parts.append(f"- {msg}")
+        return " ".join(parts)
+
+
+_Record = tuple[float, Level, Event, str, dict[str, object]]
+
+
+class _Limit:
+    __slots__ = ("skipped", "until")
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self.skipped = 0
 
 
 def _text(value: object) -> str:

@@ -32,7 +32,8 @@ _DISTRO_TARGET = re.compile(r"^wsl@[A-Za-z0-9._-]+$")
 
 class RuleError(UsageError):
     def __init__(self, rule: str, part: Part, why: str) -> None:
-        super().__init__(f"bad rule {rule!r}: {why}; expected {RULE_FORM}")
+        shown = rule if len(rule) <= 80 else rule[:80] + "..."
+        super().__init__(f"bad rule {shown!r}: {why}; expected {RULE_FORM}")
         self.rule = rule
         self.part = part
         self.why = why

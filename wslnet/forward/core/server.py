@@ -23,6 +23,7 @@ from wslnet.forward.core.resolve import Address, Resolver
 from wslnet.forward.core.rules import Endpoint, Rule, admits, format_addr
 from wslnet.forward.core.stats import end_level
 from wslnet.forward.core.table import Listener, Origin, RuleState, RuleTable
+from wslnet.forward.data.dial import Ends, local_address
 from wslnet.forward.data.relay import Poller, Relay, RelayFactory, set_reset_on_close
 from wslnet.forward.data.relay_proto import ProtocolRelay
 from wslnet.forward.data.udp import UdpRule
@@ -64,12 +65,14 @@ class Forwarder:
         self.relay_factory: RelayFactory = ProtocolRelay
         if self.engine == "splice":
             poller, self.relay_factory = _splice_engine(self.loop)
+        self.own: set[Ends] = set()  # both ends of each connection we dialled
         self.strategy = accept.choose(
             self.loop,
             self.resolver,
             config.connect_timeout,
             self._accepted,
             self._accept_failed,
+            self.own,
             poller,
         )
         self.table = RuleTable(log, config.allow_any, self)
@@ -151,18 +154,19 @@ class Forwarder:
         if allow is not None and not admits(allow, addr):
             counters.denied += 1
             _refuse(csock)
-            self.log(
-                "warning", "denied", rule=rs.id, client=format_addr(addr), reason="not-allowed"
+            client = format_addr(addr)
+            key = f"denied:{rs.id}"
+            self.log.limited(
+                key, "warning", "denied", rule=rs.id, client=client, reason="not-allowed"
             )
             return
         limit = self.config.max_conns
         if limit is not None and len(rs.active) >= limit:
-            counters.rejected += 1
-            _refuse(csock)
-            client = format_addr(addr)
-            self.log(
-                "warning", "rejected", rule=rs.id, client=client, reason="max-conns", limit=limit
-            )
+            self._reject(rs, csock, addr, "max-conns", limit=limit)
+            return
+        if self.own and self._dialled_by_us(csock, addr):
+            # Our own dial came back to us: a loop through a name or the VM's address.
+            self._reject(rs, csock, addr, "loop")
             return
         if sys.platform == "win32":  # accepted sockets do not inherit it there
             try:
@@ -173,9 +177,30 @@ class Forwarder:
         rs.active.add(conn)
         self.strategy.dial(conn)
 
+    def _dialled_by_us(self, csock: socket.socket, addr: object) -> bool:
+        """Whether an accepted connection is one this forwarder dialled (same two ends;
+        a client may well use the same local port towards another address)."""
+        try:
+            ends = ((str(addr[0]), int(addr[1])), local_address(csock))  # type: ignore[index]
+        except (OSError, TypeError, IndexError):
+            return False
+        return ends in self.own
+
+    def _reject(
+        self, rs: RuleState, csock: socket.socket, addr: object, reason: str, **fields: object
+    ) -> None:
+        rs.counters.rejected += 1
+        _refuse(csock)
+        client = format_addr(addr)
+        key = f"rejected:{rs.id}:{reason}"
+        self.log.limited(
+            key, "warning", "rejected", rule=rs.id, client=client, reason=reason, **fields
+        )
+
     def _accept_failed(self, lst: Listener, exc: OSError) -> None:
         cause = "out of file descriptors" if exc.errno in _FD_EXHAUSTED else exc.strerror
-        self.log("error", "accept-failed", rule=lst.rule.id, msg=str(cause))
+        key = f"accept-failed:{lst.rule.id}"
+        self.log.limited(key, "error", "accept-failed", rule=lst.rule.id, msg=str(cause))
 
     def ended(self, conn: Connection, reason: str) -> None:
         """A connection's end: counted, logged, and the rule or the drain told."""

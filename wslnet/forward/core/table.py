@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import socket
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from wslnet.errors import ListenError, UsageError
 from wslnet.forward.core.listen import bind_rule
 from wslnet.forward.core.log import EventLog
-from wslnet.forward.core.rules import Rule, format_addr
+from wslnet.forward.core.rules import Endpoint, Rule, format_addr
 from wslnet.forward.core.stats import Counters
 
 if TYPE_CHECKING:
@@ -103,6 +104,10 @@ class RuleTable:
             rs.listeners.append(Listener(rs, sock, format_addr(sock.getsockname())))
         self.rules.append(rs)
         try:
+            loop = self.loop_through(rs)
+            if loop:
+                path = " -> ".join(loop)
+                raise UsageError(f"rule {rule.text!r} forwards to itself ({path}): pick a target")
             await self.ports.start(rs)
         except BaseException:
             self.rules.remove(rs)
@@ -124,6 +129,24 @@ class RuleTable:
                 await self.add(rule, origin)
             except (ListenError, UsageError) as exc:
                 self.log("error", "rule-failed", rule=rule.text, msg=exc.message)
+            except OSError as exc:  # e.g. the UDP endpoint could not be set up
+                self.log("error", "rule-failed", rule=rule.text, msg=exc.strerror or str(exc))
+
+    def loop_through(self, start: RuleState) -> list[str]:
+        """The listeners a connection to `start` would pass through and come back to it
+        (empty if it does not): targets given as IP addresses, followed rule to rule.
+        Names and `wsl` are only known at run time: the server catches those loops."""
+        path = [start.listeners[0].bound if start.listeners else start.rule.text]
+        rs = start
+        for _ in range(len(self.rules)):
+            nxt = next((r for r in self.rules if _lands_on(rs.rule, r)), None)
+            if nxt is None:
+                return []
+            path.append(str(rs.rule.target))
+            if nxt is start:
+                return path
+            rs = nxt
+        return []
 
     def remove(self, rs: RuleState) -> None:
         """Stops listening; open connections drain, then the rule is forgotten."""
@@ -142,3 +165,24 @@ class RuleTable:
 
     def count(self, origin: Origin) -> int:
         return sum(1 for rs in self.rules if rs.origin == origin and not rs.closing)
+
+
+def _lands_on(rule: Rule, other: RuleState) -> bool:
+    same = rule.proto == other.rule.proto
+    return same and any(_reaches(rule.target, lst.sock) for lst in other.listeners)
+
+
+def _reaches(target: Endpoint, sock: socket.socket) -> bool:
+    """Whether connecting to `target` lands on this listening socket."""
+    try:
+        host, port = sock.getsockname()[:2]
+        want = ipaddress.ip_address(target.host)
+    except (OSError, ValueError):
+        return False  # a closed socket, or a name: not judged here
+    if port != target.port:
+        return False
+    bound = ipaddress.ip_address(host)
+    if bound == want:
+        return True
+    # A wildcard listener takes every local address of its family; loopback is one.
+    return bound.is_unspecified and bound.version == want.version and want.is_loopback

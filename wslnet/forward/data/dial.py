@@ -16,6 +16,8 @@ from collections.abc import Callable
 from wslnet.forward.core.resolve import Address
 from wslnet.forward.data.relay import Poller
 
+Ends = tuple[tuple[str, int], tuple[str, int]]  # (our address, the peer's) of a connection
+_IN_PROGRESS = (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)
 OnDone = Callable[[socket.socket | None, str], None]  # (socket, "") or (None, reason)
 
 
@@ -43,6 +45,12 @@ def _new_socket(family: int) -> socket.socket:
     return sock
 
 
+def local_address(sock: socket.socket, peer: bool = False) -> tuple[str, int]:
+    """(host, port) of our end (or the peer's), comparable across accept and connect."""
+    name = sock.getpeername() if peer else sock.getsockname()
+    return str(name[0]), int(name[1])
+
+
 def _connected(sock: socket.socket) -> bool:
     try:
         sock.getpeername()
@@ -55,16 +63,20 @@ class Dialer:
     """Tries each address in turn until one connects or the shared deadline passes.
 
     With a poller (the Linux engine) the new socket joins it for good: the relay that
-    follows takes over its handler without another epoll_ctl.
+    follows takes over its handler without another epoll_ctl. Both ends of each socket it
+    tries are kept in `own` while it is tried, so the forwarder can tell its own
+    connections arriving back at it (a forwarding loop) from a client's.
     """
 
     __slots__ = (
         "addrs",
         "deadline",
         "early_read",
+        "ends",
         "last",
         "loop",
         "on_done",
+        "own",
         "poller",
         "sock",
         "sockaddr",
@@ -78,9 +90,12 @@ class Dialer:
         timeout: float,
         on_done: OnDone,
         poller: Poller | None = None,
+        own: set[Ends] | None = None,
     ) -> None:
         self.loop = loop
         self.poller = poller
+        self.own = own
+        self.ends: Ends | None = None  # (our address, the target's) of the socket tried
         self.addrs = list(reversed(addrs))
         self.deadline = loop.time() + timeout
         self.on_done = on_done
@@ -102,11 +117,14 @@ class Dialer:
             err = sock.connect_ex(sockaddr)
             if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN) and _connected(sock):
                 err = 0  # loopback handshakes are often done before connect() returns
+            if self.own is not None and err in _IN_PROGRESS:
+                self.ends = (local_address(sock), sockaddr)
+                self.own.add(self.ends)
             if err == 0 and self.poller is not None:
                 self.poller.add(sock.fileno(), self._event)
                 self.on_done(sock, "")
                 return
-            if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+            if err in _IN_PROGRESS:
                 self.sock = sock
                 if self.poller is not None:
                     self.poller.add(sock.fileno(), self._event)  # reports out once connected
@@ -146,6 +164,9 @@ class Dialer:
     def _discard(self, sock: socket.socket) -> None:
         if self.poller is not None:
             self.poller.forget(sock.fileno())
+        if self.own is not None and self.ends is not None:
+            self.own.discard(self.ends)
+            self.ends = None
         sock.close()
 
     def _release(self) -> socket.socket:

@@ -177,19 +177,19 @@ class UdpRule:
             if self.rule.allow is not None and not admits(self.rule.allow, addr):
                 counters.denied += 1
                 counters.ended["not-allowed"] += 1
+                client = format_addr(key)
+                self.log.limited(
+                    f"udp-denied:{self.id}", "warning", "denied", rule=self.id, client=client,
+                    reason="not-allowed",
+                )  # fmt: skip
                 return
             if len(self.sessions) >= self.max_sessions:
                 counters.rejected += 1
                 counters.ended["max-sessions"] += 1
-                if counters.rejected == 1 or counters.rejected % 1000 == 0:
-                    self.log(
-                        "warning",
-                        "udp-refused",
-                        rule=self.id,
-                        client=format_addr(key),
-                        reason="max-sessions",
-                        limit=self.max_sessions,
-                    )
+                self.log.limited(
+                    f"udp-refused:{self.id}", "warning", "udp-refused", rule=self.id,
+                    client=format_addr(key), reason="max-sessions", limit=self.max_sessions,
+                )  # fmt: skip
                 return
             session = Session(self, key, via)
             self.sessions[key] = session
