@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test unit lint typecheck pytest bench check setup system-deps clean
+.PHONY: test unit fuzz soak lint typecheck pytest bench check setup system-deps clean
 
 setup: $(STAMP) system-deps
 
@@ -34,6 +34,14 @@ pytest:
 # The in-process tier alone: no root, no lab, seconds.
 unit: setup
 	$(BIN)/pytest -m "not lab" $(PYTEST_ARGS)
+
+# Long runs, outside `make test`: the property tests with many examples, and ten minutes
+# of hostile traffic against one forwarder in the lab (root).
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q -p no:timeout tests/test_properties.py
+
+soak: setup
+	$(BIN)/python tests/soak.py $(SOAK_ARGS)
 
 bench: setup
 	@bash tests/system-deps.sh bench

@@ -535,3 +535,26 @@ def test_config_file_settings_are_defaults_that_flags_override(
             assert fwd.wait() == 0
             assert fwd.wait_event("stopping")[0]["drain"] == drain
             assert fwd.wait_event("listening")[0]["rule"] == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES[1:3])
+def test_sigterm_with_udp_and_tcp_rules_and_open_sessions_exits_0(
+    servers: ServerThread, engine: tuple[str, ...]
+) -> None:
+    tcp = servers.serve(echo)
+    udp_target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp_target.bind(("127.0.0.1", 0))
+    rules = (f"0=127.0.0.1:{tcp}", f"udp/0=127.0.0.1:{udp_target.getsockname()[1]}")
+    with forwarder(*rules, *engine) as fwd:
+        tcp_port, udp_port = fwd.ports
+        sock = echo_round_trip(tcp_port)
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.sendto(b"hi", ("127.0.0.1", udp_port))
+        assert udp_target.recvfrom(10)[0] == b"hi"  # a session is open
+        fwd.signal(signal.SIGTERM)
+        sock.close()
+        assert fwd.wait(timeout=10) == 0
+        assert fwd.wait_event("udp-session")[0]["reason"] == "shutdown"
+        assert "internal-error" not in fwd.log_text()
+        client.close()
+    udp_target.close()

@@ -134,7 +134,8 @@ class Forwarder:
     def stop(self, rs: RuleState) -> None:
         """Stops listening on a rule (idempotent). UDP sessions end with it."""
         if rs.udp is not None:
-            rs.udp.close()
+            rs.udp.close()  # its transports own the sockets: nothing more to undo here
+            return
         for lst in rs.listeners:
             self.strategy.unwatch(lst)
             lst.sock.close()

@@ -160,8 +160,13 @@ class RuleTable:
             self.rules.remove(rs)
 
     def stop_listening(self) -> None:
+        """Every rule stops listening; one that fails to must not keep the rest open."""
         for rs in self.rules:
-            self.ports.stop(rs)
+            try:
+                self.ports.stop(rs)
+            except Exception as exc:
+                msg = f"stopping rule {rs.id}: {type(exc).__name__}: {exc}"
+                self.log("error", "internal-error", msg=msg)
 
     def count(self, origin: Origin) -> int:
         return sum(1 for rs in self.rules if rs.origin == origin and not rs.closing)
