@@ -211,6 +211,8 @@ def test_an_error_before_both_eofs_is_the_reason() -> None:
         (["8080", "--allow", "1.2.3.x"], "wslnet: --allow: '1.2.3.x' is not a network"),
         (["٨٠٨٠"], "wslnet: bad rule '٨٠٨٠': listen port '٨٠٨٠' is not a number"),
         (["--auto", "--lan"], "wslnet: --auto --lan exposes ports to the LAN"),
+        (["8080", "--api", ""], "wslnet: --api '': expected [HOST:]PORT"),
+        (["8080", "--udp-timeout", "inf"], "wslnet: --udp-timeout must be a number"),
     ],
 )
 def test_forward_usage_errors_are_one_line_and_exit_2(args: list[str], line: str) -> None:
@@ -225,3 +227,9 @@ def test_a_bad_config_file_stops_forward_before_it_listens(tmp_path: Path) -> No
     res = CliRunner().invoke(cli, ["forward", "--config", str(path)])
     assert res.exit_code == 2
     assert "field 'listen': listen port 'http' is not a number" in res.output
+
+
+def test_status_takes_the_api_address_as_forward_does() -> None:
+    res = CliRunner().invoke(cli, ["status", "--api", "notaurl"])
+    assert res.exit_code == 2
+    assert res.output.strip() == "wslnet: --api 'notaurl': expected [HOST:]PORT such as 7070"
