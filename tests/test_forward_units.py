@@ -233,3 +233,10 @@ def test_status_takes_the_api_address_as_forward_does() -> None:
     res = CliRunner().invoke(cli, ["status", "--api", "notaurl"])
     assert res.exit_code == 2
     assert res.output.strip() == "wslnet: --api 'notaurl': expected [HOST:]PORT such as 7070"
+
+
+@pytest.mark.parametrize("command", [["check", "--no-raw"], ["probe", "syn", "h", "1"]])
+def test_probe_timeouts_must_be_finite(command: list[str]) -> None:
+    res = CliRunner().invoke(cli, [*command, "--timeout", "nan"])
+    assert res.exit_code == 2
+    assert "'nan' is not a number of seconds" in res.output

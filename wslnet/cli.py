@@ -20,6 +20,21 @@ from wslnet.forward.core.config import ForwardConfig, LogFormat, LoopName
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(ForwardConfig)}
 
 
+class _Seconds(click.FloatRange):
+    """A number of seconds: finite (click's FloatRange lets `nan` through)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if seconds != seconds or seconds in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
+
+
+PROBE_SECONDS = _Seconds(0.05, 30)
+
+
 @dataclass
 class Session:
     """What the group's options say for every command."""
@@ -315,7 +330,7 @@ def status(as_json: bool, api: str | None) -> None:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(0.05, 30),
+    type=PROBE_SECONDS,
     default=1.0,
     help="Seconds each probe waits for an answer.",
 )
@@ -453,7 +468,7 @@ def _report(result: object, as_json: bool, healthy: bool, line: str) -> None:
 @probe.command("syn")
 @click.argument("host")
 @click.argument("port", type=click.IntRange(1, 65535))
-@click.option("--timeout", type=click.FloatRange(0.05, 30), default=1.0)
+@click.option("--timeout", type=PROBE_SECONDS, default=1.0)
 @click.option("--json", "as_json", is_flag=True)
 def probe_syn(host: str, port: int, timeout: float, as_json: bool) -> None:
     """One SYN to HOST:PORT: open, closed, filtered or unreachable (with the ICMP code)."""
@@ -482,7 +497,7 @@ def probe_mtu(host: str, as_json: bool) -> None:
 
 @probe.command("arp")
 @click.argument("address", required=False)
-@click.option("--timeout", type=click.FloatRange(0.05, 30), default=1.0)
+@click.option("--timeout", type=PROBE_SECONDS, default=1.0)
 @click.option("--json", "as_json", is_flag=True)
 def probe_arp(address: str | None, timeout: float, as_json: bool) -> None:
     """Who-has ADDRESS (default: the default gateway, the Windows host in NAT mode)."""
