@@ -18,6 +18,19 @@ from pathlib import Path
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 ROOT = Path(__file__).resolve().parent.parent
+_VALIDATORS: dict[str, object] = {}
+
+
+def assert_schema(doc: object, name: str) -> None:
+    """The document follows its shipped JSON Schema (wslnet/schemas/NAME.json)."""
+    import jsonschema
+
+    validator = _VALIDATORS.get(name)
+    if validator is None:
+        schema = json.loads((ROOT / "wslnet" / "schemas" / f"{name}.json").read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+        validator = _VALIDATORS[name] = jsonschema.Draft202012Validator(schema)
+    validator.validate(doc)  # type: ignore[attr-defined]
 
 
 def reset_close(sock: socket.socket) -> None:
@@ -170,9 +183,13 @@ class ForwarderProcess:
             with self._cond:
                 self.raw.append(line)
                 try:
-                    self.events.append(json.loads(line))
+                    event = json.loads(line)
                 except ValueError:
                     pass
+                else:
+                    if not any(e.get("event") == event.get("event") for e in self.events):
+                        assert_schema(event, "log")  # the first line of each kind
+                    self.events.append(event)
                 self._cond.notify_all()
         with self._cond:
             self._cond.notify_all()

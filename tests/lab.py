@@ -68,12 +68,18 @@ def _setns(fd: int) -> None:
 
 
 def cleanup_leftovers() -> None:
-    """Deletes namespaces that a crashed run left behind."""
+    """Deletes namespaces that a crashed run left behind: those whose creating process
+    (its pid is in the name) is gone. A lab that is still in use is left alone."""
     res = _run("ip", "netns", "list", check=False)
     for line in res.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
-        if name.startswith(PREFIX):
-            _run("ip", "netns", "del", name, check=False)
+        if not name.startswith(PREFIX):
+            continue
+        parts = name.split("-")
+        pid = int(parts[2]) if len(parts) == 4 and parts[2].isdigit() else 0
+        if pid and os.path.exists(f"/proc/{pid}"):
+            continue
+        _run("ip", "netns", "del", name, check=False)
 
 
 class Lab:
@@ -86,7 +92,8 @@ class Lab:
         cleanup_leftovers()
         tag = secrets.token_hex(3)
         self.tag = tag
-        self.ns = {role: f"{PREFIX}{role}-{tag}" for role in ("win", "wsl", "lan")}
+        self.owner = f"{os.getpid()}-{tag}"  # wslnet-ROLE-PID-TAG: see cleanup_leftovers
+        self.ns = {role: f"{PREFIX}{role}-{self.owner}" for role in ("win", "wsl", "lan")}
         self.win, self.wsl, self.lan = self.ns["win"], self.ns["wsl"], self.ns["lan"]
         try:
             self._build()
@@ -129,7 +136,7 @@ class Lab:
     def add_vpn(self) -> dict[str, str]:
         """A path with a narrow hop: vc (client, MTU 1500) -> vr (router) -> vs (server),
         the vr-vs link at MTU 1350, like a VPN between WSL and Windows."""
-        names = {role: f"{PREFIX}{role}-{self.tag}" for role in ("vc", "vr", "vs")}
+        names = {role: f"{PREFIX}{role}-{self.owner}" for role in ("vc", "vr", "vs")}
         if names["vc"] in self.ns.values():
             return names
         self.ns.update(names)

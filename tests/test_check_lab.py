@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests import jail
+from tests.helpers import assert_schema
 from tests.lab import WIN_WSL_IP, WSL_IP, Lab
 
 WSL2_KERNEL = "5.15.167.4-microsoft-standard-WSL2\n"
@@ -34,25 +35,39 @@ class Vm:
     tmp: Path
 
     def run(
-        self, *args: str, resolv_ns: str | None = None
+        self,
+        *args: str,
+        resolv_ns: str | None = None,
+        hosts: str | None = None,
+        container: bool = False,
     ) -> jail.subprocess.CompletedProcess[str]:  # type: ignore[name-defined]
         files = dict(self.files)
         if resolv_ns is not None:
             path = self.tmp / f"resolv-{resolv_ns}.conf"
             path.write_text(WSL_RESOLV.format(ns=resolv_ns))
             files["/etc/resolv.conf"] = path
+        if hosts is not None:
+            path = self.tmp / f"hosts-{abs(hash(hosts))}"
+            path.write_text(hosts)
+            files["/etc/hosts"] = path
         return jail.run(
             self.lab.prefix(self.lab.wsl),
             jail.wslnet(*args),
             files=files,
             dirs=["/run/WSL"],
             env={"WSL_DISTRO_NAME": "Ubuntu"},
+            touch=["/.dockerenv"] if container else None,
         )
 
-    def json(self, *args: str, resolv_ns: str | None = None) -> Any:
-        res = self.run(*args, "--json", resolv_ns=resolv_ns)
+    def json(
+        self, *args: str, resolv_ns: str | None = None, hosts: str | None = None,
+        container: bool = False,
+    ) -> Any:  # fmt: skip
+        res = self.run(*args, "--json", resolv_ns=resolv_ns, hosts=hosts, container=container)
         assert res.returncode in (0, 1), res.stderr
-        return json.loads(res.stdout)
+        doc = json.loads(res.stdout)
+        assert_schema(doc, args[0])  # check, ip or listeners
+        return doc
 
 
 def bound(lab: Lab, ns: str, family: int, kind: int, host: str) -> socket.socket:
@@ -113,7 +128,7 @@ def test_ip_wsl_prints_the_vm_address(vm: Vm) -> None:
 
 
 def test_each_listener_gets_the_right_verdict_and_fix(vm: Vm) -> None:
-    rows = vm.json("listeners")
+    rows = vm.json("listeners")["listeners"]
     by_port = {(r["proto"], r["port"]): r for r in rows}
     p = vm.ports
     expect = {
@@ -267,7 +282,7 @@ def test_check_in_the_vm_reads_clearly_for_people(vm: Vm) -> None:
 
 
 def test_listeners_name_their_owning_process(vm: Vm) -> None:
-    rows = vm.json("listeners")
+    rows = vm.json("listeners")["listeners"]
     mine = [r for r in rows if r["port"] == vm.ports["loopback"] and r["proto"] == "tcp"]
     assert mine and mine[0]["pid"] == os.getpid()
 
@@ -322,4 +337,38 @@ def test_unknown_check_id_is_a_usage_error(lab: Lab) -> None:
     assert res.returncode == 2
     assert res.stderr.strip() == (
         "wslnet: unknown check 'no.such.check'; `wslnet check --list` lists them"
+    )
+
+
+# -- a dev container on the WSL2 kernel (Docker Desktop's WSL backend) -----------------------
+def test_in_a_container_listeners_are_reached_only_through_published_ports(vm: Vm) -> None:
+    rows = vm.json("listeners", container=True)["listeners"]
+    verdict = {(r["proto"], r["port"]): r for r in rows}
+    loopback, anyaddr = verdict[("tcp", vm.ports["loopback"])], verdict[("tcp", vm.ports["any"])]
+    assert loopback["windows_localhost"] == "no"
+    assert loopback["fix"] == f"bind 0.0.0.0:{vm.ports['loopback']} inside the container"
+    assert anyaddr["windows_localhost"] == "if-published"
+    assert f"docker run -p {vm.ports['any']}:{vm.ports['any']}" in anyaddr["fix"]
+    doc = vm.json("check", "listeners", "--port", str(vm.ports["any"]), container=True)
+    (finding,) = doc["findings"]
+    assert finding["status"] == "info" and finding["title"].endswith(
+        "Windows localhost if-published"
+    )
+
+
+def test_in_a_container_the_host_is_host_docker_internal_not_the_gateway(vm: Vm) -> None:
+    hosts = "127.0.0.1 localhost\n198.18.0.1 host.docker.internal\n"
+    doc = vm.json("ip", "host", hosts=hosts, container=True)
+    assert (doc["address"], doc["source"]) == ("198.18.0.1", "/etc/hosts")
+    gateway = next(c for c in doc["candidates"] if c["source"] == "default gateway")
+    assert gateway["usable"] is False and "Docker bridge" in gateway["verdict"]
+
+
+def test_a_container_without_host_docker_internal_has_no_host_address(vm: Vm) -> None:
+    res = vm.run("ip", "host", hosts="127.0.0.1 localhost\n", container=True)
+    assert (res.returncode, res.stdout) == (1, "")
+    assert res.stderr.strip() == (
+        "wslnet: no host address: in a docker container, and host.docker.internal does not "
+        "resolve: run it with --add-host=host.docker.internal:host-gateway (extra_hosts in "
+        "compose, runArgs in devcontainer.json)"
     )

@@ -167,7 +167,7 @@ def test_status_json_keeps_udp_fields_for_udp_rules_only() -> None:
         1,
         4,
     )
-    assert STATUS.as_json()["version"] == 1
+    assert STATUS.as_json()["schema"] == 1
 
 
 def test_status_for_people_is_one_line_per_rule() -> None:
@@ -240,3 +240,25 @@ def test_probe_timeouts_must_be_finite(command: list[str]) -> None:
     res = CliRunner().invoke(cli, [*command, "--timeout", "nan"])
     assert res.exit_code == 2
     assert "'nan' is not a number of seconds" in res.output
+
+
+def test_status_when_the_forwarder_has_exited_says_so(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    state = tmp_path / "wslnet"
+    state.mkdir()
+    doc = {"url": "http://127.0.0.1:9", "token_file": None, "pid": gone.pid}
+    (state / "api.json").write_text(json.dumps(doc))
+    env = {"XDG_RUNTIME_DIR": str(tmp_path), "WSLNET_API_TOKEN": ""}
+    res = CliRunner().invoke(cli, ["status"], env=env)
+    assert res.exit_code == 1
+    assert res.output.strip() == (
+        f"wslnet: no forwarder is running: the last one with --api (pid {gone.pid}) has exited"
+    )
+    (state / "api.json").unlink()
+    res = CliRunner().invoke(cli, ["status"], env=env)
+    assert res.exit_code == 1
+    assert res.output.startswith("wslnet: no forwarder with --api has run here")

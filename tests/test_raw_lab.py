@@ -9,11 +9,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests import jail
-from tests.helpers import imported_modules
+from tests.helpers import assert_schema, imported_modules
 from tests.lab import VPN_ROUTER, VPN_SERVER, WIN_WSL_IP, Lab
 
 WSL2_KERNEL = "5.15.167.4-microsoft-standard-WSL2\n"
@@ -40,9 +41,15 @@ def win_firewall(lab: Lab) -> Iterator[Lab]:
         lab.flush_firewall(lab.win)
 
 
+def probe_doc(res: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(res.stdout)
+    assert_schema(doc, "probe")
+    return doc
+
+
 def probe_syn(lab: Lab, port: int) -> tuple[int, dict[str, object]]:
     res = wslnet_in(lab, lab.wsl, "probe", "syn", WIN_WSL_IP, str(port), "--json")
-    return res.returncode, json.loads(res.stdout)
+    return res.returncode, probe_doc(res)
 
 
 def test_syn_to_a_dropped_port_is_filtered(win_firewall: Lab) -> None:
@@ -81,7 +88,7 @@ def test_syn_to_a_listening_port_is_open(lab: Lab) -> None:
 
 def test_arp_finds_the_host(lab: Lab) -> None:
     res = wslnet_in(lab, lab.wsl, "probe", "arp", "--json")
-    doc = json.loads(res.stdout)
+    doc = probe_doc(res)
     assert res.returncode == 0
     assert doc["address"] == WIN_WSL_IP and doc["interface"] == "eth0"
     assert doc["mac"] and doc["mac"].count(":") == 5
@@ -98,7 +105,9 @@ def jailed_check(lab: Lab, ns: str, tmp: Path, *args: str, caps: tuple[str, ...]
         files={"/proc/sys/kernel/osrelease": osrelease, "/etc/resolv.conf": resolv},
     )
     assert res.returncode in (0, 1), res.stderr
-    return json.loads(res.stdout)  # type: ignore[no-any-return]
+    doc = json.loads(res.stdout)
+    assert_schema(doc, "check")
+    return doc  # type: ignore[no-any-return]
 
 
 def test_host_up_but_firewall_dropping(win_firewall: Lab, tmp_path: Path) -> None:
@@ -120,7 +129,7 @@ def test_host_up_but_firewall_dropping(win_firewall: Lab, tmp_path: Path) -> Non
 def test_path_mtu_behind_a_narrow_hop_is_found_from_frag_needed(lab: Lab) -> None:
     names = lab.add_vpn()
     res = wslnet_in(lab, names["vc"], "probe", "mtu", VPN_SERVER, "--json")
-    doc = json.loads(res.stdout)
+    doc = probe_doc(res)
     assert res.returncode == 1
     assert (doc["path_mtu"], doc["interface_mtu"], doc["method"]) == (
         1350,
@@ -136,7 +145,7 @@ def test_path_mtu_is_found_by_sweeping_when_the_router_drops_icmp(lab: Lab) -> N
         res = wslnet_in(lab, names["vc"], "probe", "mtu", VPN_SERVER, "--json")
     finally:
         lab.sh(names["vr"], "nft flush chain inet wslnet output")
-    doc = json.loads(res.stdout)
+    doc = probe_doc(res)
     assert (doc["path_mtu"], doc["method"]) == (1350, "size sweep")
 
 
@@ -193,3 +202,17 @@ def test_check_no_raw_never_imports_scapy(lab: Lab, tmp_path: Path) -> None:
     imported = imported_modules(res.stderr)
     assert "wslnet.check.checks" in imported  # the measurement saw the check run
     assert not {m for m in imported if m.startswith("scapy")}
+
+
+def test_path_mtu_when_nothing_answers_says_why_in_one_clause(lab: Lab) -> None:
+    names = lab.add_vpn()
+    lab.sh(names["vr"], "nft add rule inet wslnet forward icmp type echo-request drop")
+    try:
+        res = wslnet_in(lab, names["vc"], "probe", "mtu", VPN_SERVER)
+    finally:
+        lab.sh(names["vr"], "nft flush chain inet wslnet forward")
+    assert res.returncode == 1
+    assert res.stdout.strip() == (
+        f"path MTU to {VPN_SERVER}: unknown: frag-needed said 1350, which did not get through; "
+        "no echo reply even at the minimum size: ICMP echo is blocked; eth0 MTU 1500"
+    )

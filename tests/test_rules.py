@@ -22,6 +22,7 @@ from wslnet.forward.core.rules import Endpoint, RuleError, parse_rule
         ),
         ("[::1]:9000=localhost:9000", "tcp", Endpoint("::1", 9000), Endpoint("localhost", 9000)),
         ("8080", "tcp", Endpoint("", 8080), Endpoint("wsl", 8080)),
+        ("localhost:5173=wsl:5173", "tcp", Endpoint("", 5173), Endpoint("wsl", 5173)),
         ("8080=3000", "tcp", Endpoint("", 8080), Endpoint("wsl", 3000)),
         ("udp/127.0.0.1:53=host:53", "udp", Endpoint("127.0.0.1", 53), Endpoint("host", 53)),
         ("tcp/8080=[::1]:80", "tcp", Endpoint("", 8080), Endpoint("::1", 80)),
@@ -64,7 +65,8 @@ def test_valid_rules_parse(text: str, proto: str, listen: Endpoint, target: Endp
         ("::1:8080=a:1", "put an IPv6 address in brackets"),
         ("[::1:8080=a:1", "without ']'"),
         ("[1.2.3.4]:80=a:1", "is not an IPv6 address"),
-        ("localhost:80=a:1", "must be an IP address"),
+        ("example.org:80=a:1", "must be an IP address"),
+        ("8080:3000", "did you mean 8080=3000?"),
         ("sctp/80=a:1", "unknown protocol 'sctp'"),
         ("80=bad host!:1", "neither an IP address nor a host name"),
         ("", "the rule is empty"),
@@ -75,4 +77,11 @@ def test_bad_rules_say_what_is_wrong_and_show_the_form(text: str, why: str) -> N
         parse_rule(text)
     assert why in str(info.value)
     assert "expected [tcp/|udp/][HOST:]PORT[=[HOST:]PORT]" in str(info.value)
+
+
+def test_the_docker_habit_gets_the_exact_hint() -> None:
+    with pytest.raises(RuleError) as info:
+        parse_rule("8080:3000")
+    assert info.value.message.startswith("bad rule '8080:3000': did you mean 8080=3000?;")
+    assert info.value.part == "rule"
     assert info.value.exit_code == 2

@@ -67,7 +67,17 @@ def test_mirrored_mode_reaches_ipv4_only() -> None:
 def test_wsl1_and_outside_wsl() -> None:
     assert judge(entry("127.0.0.1"), "wsl1", True, []).windows_localhost == "yes"
     outside = judge(entry("127.0.0.1"), None, True, [])
-    assert (outside.windows_localhost, outside.fix) == ("no", None)
+    assert (outside.windows_localhost, outside.fix) == ("n/a", None)
+
+
+def test_outside_wsl_the_listeners_are_one_info_line_not_a_finding_each() -> None:
+    found = [listener("127.0.0.1", p) for p in range(3000, 3013)]
+    (f,) = verdicts.listeners(found, [], None, None)
+    assert (f.status, f.title) == (
+        "info",
+        "13 listening sockets (not in WSL: Windows reachability does not apply)",
+    )
+    assert f.detail.startswith("tcp/3000, tcp/3001")
 
 
 def listener(address: str, port: int, reach: str = "yes") -> Listener:

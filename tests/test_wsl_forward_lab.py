@@ -21,6 +21,7 @@ import pytest
 from tests.helpers import (
     ServerThread,
     assert_closed_by_peer,
+    assert_schema,
     echo,
     forwarder,
     listening_socket,
@@ -262,7 +263,10 @@ def test_control_api_needs_its_token_and_serves_prometheus_metrics(
             code, body = api_get(url + "/v1/status", token)
             status = json.loads(body)
             code_m, metrics = api_get(url + "/metrics", token)
-        assert code == 200 and code_m == 200
+            code_c, flows = api_get(url + "/v1/connections", token)
+        assert code == 200 and code_m == 200 and code_c == 200
+        assert_schema(status, "status")
+        assert_schema(json.loads(flows), "connections")
         (rule,) = status["rules"]
         assert rule["resolved"] == [f"{WSL_IP}:{port}"] and rule["connections_total"] == 1
         lines = metrics.decode().strip().splitlines()

@@ -139,7 +139,7 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> obj
     default=_DEFAULTS["log_format"],
     help="Log lines as text or JSON lines, on stderr.",
 )
-@click.option("-v", "--verbose", count=True, help="More log lines.")
+@click.option("-v", "--verbose", count=True, show_default=False, help="More log lines.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.option(
     "--engine",
@@ -386,15 +386,14 @@ def ip() -> None:
 
 
 def _print_address(which: str, as_json: bool) -> None:
-    import json
-
     from wslnet import hostaddr
+    from wslnet.contract import document, dumps
     from wslnet.where import detect
 
     env = detect()
     found = hostaddr.find_host(env) if which == "host" else hostaddr.find_wsl(env)
     if as_json:
-        click.echo(json.dumps(found.as_json(), indent=2))
+        click.echo(dumps(document(**found.as_json())))
     elif found.address:
         click.echo(found.address)
     if found.address is None:
@@ -418,21 +417,21 @@ def ip_wsl(as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="A JSON list for scripts.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON object (schema 1) for scripts.")
 def listeners(as_json: bool) -> None:
     """Listening sockets, and whether Windows can reach each as localhost."""
-    import json
-
     from wslnet import listeners as mod
     from wslnet.where import detect
 
     env = detect()
     mode = env.networking_mode if env.in_wsl else None
-    found, problems = mod.collect(mode, True, env.vm_addresses)
+    found, problems = mod.collect(mode, True, env.vm_addresses, env.kind == "container")
     for p in problems:
         click.echo(f"wslnet: skipped an unreadable line: {p}", err=True)
     if as_json:
-        click.echo(json.dumps([x.as_json() for x in found], indent=2))
+        from wslnet.contract import document, dumps
+
+        click.echo(dumps(document(listeners=[x.as_json() for x in found])))
         return
     click.echo(mod.render_table(found))
 
@@ -453,13 +452,14 @@ def _raw_or_exit() -> None:
         sys.exit(2)
 
 
-def _report(result: object, as_json: bool, healthy: bool, line: str) -> None:
-    import json
+def _report(kind: str, result: object, as_json: bool, healthy: bool, line: str) -> None:
     from dataclasses import asdict, is_dataclass
+
+    from wslnet.contract import document, dumps
 
     if as_json:
         assert is_dataclass(result) and not isinstance(result, type)
-        click.echo(json.dumps(asdict(result), indent=2))
+        click.echo(dumps(document(probe=kind, healthy=healthy, **asdict(result))))
     else:
         click.echo(line)
     sys.exit(0 if healthy else 1)
@@ -468,8 +468,8 @@ def _report(result: object, as_json: bool, healthy: bool, line: str) -> None:
 @probe.command("syn")
 @click.argument("host")
 @click.argument("port", type=click.IntRange(1, 65535))
-@click.option("--timeout", type=PROBE_SECONDS, default=1.0)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--timeout", type=PROBE_SECONDS, default=1.0, help="Seconds to wait for an answer.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON object (schema 1) for scripts.")
 def probe_syn(host: str, port: int, timeout: float, as_json: bool) -> None:
     """One SYN to HOST:PORT: open, closed, filtered or unreachable (with the ICMP code)."""
     _raw_or_exit()
@@ -478,27 +478,30 @@ def probe_syn(host: str, port: int, timeout: float, as_json: bool) -> None:
     r = raw.syn(host, port, timeout)
     what = r.state + (f" ({r.icmp})" if r.icmp else "")
     rtt = f" in {r.rtt * 1000:.1f} ms" if r.rtt is not None else ""
-    _report(r, as_json, r.state == "open", f"{host}:{port} {what}{rtt}")
+    _report("syn", r, as_json, r.state == "open", f"{host}:{port} {what}{rtt}")
 
 
 @probe.command("mtu")
 @click.argument("host")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON object (schema 1) for scripts.")
 def probe_mtu(host: str, as_json: bool) -> None:
     """The path MTU to HOST, against the outgoing interface's MTU."""
     _raw_or_exit()
     from wslnet.probe import raw
 
     r = raw.path_mtu(host)
-    found = "unknown (no echo answer)" if r.path_mtu is None else str(r.path_mtu)
-    line = f"path MTU to {host}: {found} ({r.method}); {r.interface} MTU {r.interface_mtu}"
-    _report(r, as_json, r.path_mtu is not None and r.path_mtu >= r.interface_mtu, line)
+    if r.path_mtu is None:
+        why = "; ".join(r.notes) or "no answer to ICMP echo"
+        line = f"path MTU to {host}: unknown: {why}; {r.interface} MTU {r.interface_mtu}"
+    else:
+        line = f"path MTU to {host}: {r.path_mtu} ({r.method}); {r.interface} MTU {r.interface_mtu}"
+    _report("mtu", r, as_json, r.path_mtu is not None and r.path_mtu >= r.interface_mtu, line)
 
 
 @probe.command("arp")
 @click.argument("address", required=False)
-@click.option("--timeout", type=PROBE_SECONDS, default=1.0)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--timeout", type=PROBE_SECONDS, default=1.0, help="Seconds to wait for an answer.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON object (schema 1) for scripts.")
 def probe_arp(address: str | None, timeout: float, as_json: bool) -> None:
     """Who-has ADDRESS (default: the default gateway, the Windows host in NAT mode)."""
     _raw_or_exit()
@@ -515,7 +518,7 @@ def probe_arp(address: str | None, timeout: float, as_json: bool) -> None:
         address = gateways[0].gateway
     r = raw.arp(address, timeout)
     line = f"{address} is at {r.mac} on {r.interface}" if r.mac else f"{address}: no ARP answer"
-    _report(r, as_json, r.mac is not None, line)
+    _report("arp", r, as_json, r.mac is not None, line)
 
 
 def main() -> None:

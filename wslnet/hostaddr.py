@@ -65,7 +65,42 @@ def judge_nameserver(ns: str, gateway: str | None, conf: resolv.ResolvConf) -> C
     return Candidate(ns, src, why, False)
 
 
+DOCKER_HOST_NAMES = ("host.docker.internal", "gateway.docker.internal")
+
+
+def _container_host(env: Environment, hosts: str) -> HostAddress:
+    """In a container the default gateway is a Docker bridge, not Windows: the host is
+    host.docker.internal (Docker Desktop provides it; elsewhere `--add-host`)."""
+    candidates: list[Candidate] = []
+    routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
+    for gw in route.default_gateways(routes):
+        why = "the container's gateway (a Docker bridge), not the Windows host"
+        candidates.append(Candidate(gw.gateway, "default gateway", why, False))
+    for addr, name in _hosts_entries(hosts, ("host.docker.internal",)):
+        candidates.append(
+            Candidate(addr, "/etc/hosts", f"{name}: Docker's name for the host", True)
+        )
+    if not any(c.usable for c in candidates):
+        resolved = system.resolve_ipv4("host.docker.internal")
+        if resolved is not None:
+            why = "host.docker.internal resolves (Docker's name for the host)"
+            candidates.append(Candidate(resolved, "DNS", why, True))
+    chosen = next((c for c in candidates if c.usable), None)
+    if chosen is None:
+        return HostAddress(
+            None,
+            None,
+            candidates,
+            f"in a {env.container} container, and host.docker.internal does not resolve: "
+            "run it with --add-host=host.docker.internal:host-gateway "
+            "(extra_hosts in compose, runArgs in devcontainer.json)",
+        )
+    return HostAddress(chosen.address, chosen.source, candidates)
+
+
 def find_host(env: Environment) -> HostAddress:
+    if env.kind == "container":
+        return _container_host(env, system.read_text("/etc/hosts") or "")
     candidates: list[Candidate] = []
     if env.networking_mode in ("mirrored", "wsl1"):
         why = (

@@ -14,7 +14,8 @@ from wslnet import system
 from wslnet.check.model import Fix
 from wslnet.facts import Problem, procnet
 
-Reach = Literal["yes", "ipv6-only", "no"]
+# n/a: not in WSL, no relay to judge; if-published: a container's, through docker -p
+Reach = Literal["yes", "ipv6-only", "no", "n/a", "if-published"]
 FILES = (
     ("tcp", "ipv4", "tcp"),
     ("tcp", "ipv6", "tcp6"),
@@ -62,16 +63,22 @@ def forward_command(proto: str, port: int, vm_addrs: list[str]) -> str:
 
 
 def judge(
-    entry: procnet.SocketEntry, mode: str | None, forwarding: bool, vm_addrs: list[str]
+    entry: procnet.SocketEntry,
+    mode: str | None,
+    forwarding: bool,
+    vm_addrs: list[str],
+    container: bool = False,
 ) -> Reachability:
     """The verdict on one listener (section 4 of the shared facts)."""
     addr, port = entry.address, entry.port
     any4, any6 = addr == "0.0.0.0", addr == "::"
     vm = any4 or any6 or addr in vm_addrs
+    if container:
+        return _in_container(entry)
     forward = forward_command(entry.proto, port, vm_addrs)
     on_windows = f"; or on Windows: {forward}"
     if mode is None:
-        return Reachability("no", "not running in WSL", vm)
+        return Reachability("n/a", "not in WSL: there is no WSL relay to judge", vm)
     if mode == "wsl1":
         return Reachability("yes", "WSL1 shares Windows' network stack", True)
     if mode == "mirrored":
@@ -105,8 +112,23 @@ def judge(
     return Reachability("no", why, vm, Fix(f"bind 0.0.0.0:{port}{on_windows}", [forward]))
 
 
+def _in_container(entry: procnet.SocketEntry) -> Reachability:
+    """A container's listener is reached from Windows only through a published port,
+    which arrives on the container's own interface, never on its loopback."""
+    port = entry.port
+    if entry.address.startswith("127.") or entry.address == "::1":
+        why = f"bound to {entry.address} inside the container: a published port cannot reach it"
+        return Reachability("no", why, False, Fix(f"bind 0.0.0.0:{port} inside the container"))
+    why = "in a container: Windows reaches it only through a published port"
+    fix = Fix(
+        f"publish it: docker run -p {port}:{port} (ports: in compose, forwardPorts: [{port}] "
+        "in devcontainer.json); Windows then reaches localhost:" + str(port)
+    )
+    return Reachability("if-published", why, False, fix)
+
+
 def collect(
-    mode: str | None, forwarding: bool, vm_addrs: list[str]
+    mode: str | None, forwarding: bool, vm_addrs: list[str], container: bool = False
 ) -> tuple[list[Listener], list[Problem]]:
     owners = system.socket_owners()
     out: list[Listener] = []
@@ -120,7 +142,7 @@ def collect(
         for e in entries:
             if not e.listening:
                 continue
-            r = judge(e, mode, forwarding, vm_addrs)
+            r = judge(e, mode, forwarding, vm_addrs, container)
             pid, proc = owners.get(e.inode, (None, None))
             lan = False  # WSL's relay listens on Windows loopback only
             out.append(

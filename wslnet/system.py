@@ -154,3 +154,47 @@ def windows_userprofile() -> str | None:
         return None
     linux = run(["wslpath", "-u", win.strip()], timeout=2)
     return linux.strip() if linux else None
+
+
+def resolve_ipv4(name: str, timeout: float = 1.0) -> str | None:
+    """The first IPv4 address of a name, or None; never waits longer than `timeout`
+    (getaddrinfo has no timeout of its own, so it runs in a daemon thread)."""
+    import socket
+    import threading
+
+    found: list[str] = []
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return
+        found.extend(str(info[4][0]) for info in infos)
+
+    worker = threading.Thread(target=lookup, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return found[0] if found else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (without signalling it)."""
+    if pid <= 0:
+        return False
+    if sys.platform == "win32":
+        import ctypes
+
+        # os.kill(pid, 0) would terminate the process on Windows: ask for a handle.
+        synchronize = 0x00100000
+        handle = ctypes.windll.kernel32.OpenProcess(synchronize, False, pid)
+        if not handle:
+            return False
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's, but alive
+    return True

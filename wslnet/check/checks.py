@@ -51,7 +51,8 @@ async def listeners(ctx: Context) -> list[Finding]:
     _, conf = await ctx.wslconfig() if ctx.env.in_wsl else (None, None)
     forwarding = not (conf is not None and conf.flag("wsl2.localhostForwarding") is False)
     mode = ctx.env.networking_mode if ctx.env.in_wsl else None
-    found, problems = collect(mode, forwarding, ctx.env.vm_addresses)
+    container = ctx.env.kind == "container"
+    found, problems = collect(mode, forwarding, ctx.env.vm_addresses, container)
     return verdicts.listeners(found, problems, ctx.options.port, mode)
 
 

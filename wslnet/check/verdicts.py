@@ -127,6 +127,15 @@ def config_mode(conf: WslConfig | None, live: str | None) -> list[Finding]:
     return findings or [ok(f".wslconfig matches the live {live} mode")]
 
 
+_LISTENER_STATUS: dict[str, Status] = {
+    "yes": "ok",
+    "ipv6-only": "warn",
+    "no": "warn",
+    "n/a": "info",
+    "if-published": "info",  # a container's: fine once its port is published
+}
+
+
 def listeners(
     found: list[Listener], problems: list[Problem], port: int | None, mode: str | None
 ) -> list[Finding]:
@@ -140,13 +149,22 @@ def listeners(
                     detail="start the service, or check the port it really uses (ss -ltnup)",
                 )
             ]
+    if mode is None and found:
+        # Outside WSL there is no relay to judge: one line, the sockets as evidence.
+        ports = sorted({f"{x.proto}/{x.port}" for x in found})
+        return [
+            info(
+                f"{len(found)} listening sockets (not in WSL: Windows reachability does not apply)",
+                detail=", ".join(ports[:20])
+                + (f" and {len(ports) - 20} more" if len(ports) > 20 else ""),
+                evidence={"listeners": [x.as_json() for x in found]},
+            )
+        ]
     findings = []
     for x in found:
         addr = f"[{x.address}]" if ":" in x.address else x.address
         who = f" ({x.process}, pid {x.pid})" if x.process else ""
-        status: Status = "ok" if x.windows_localhost == "yes" else "warn"
-        if mode is None:
-            status = "info"
+        status: Status = _LISTENER_STATUS[x.windows_localhost]
         title = f"{x.proto} {addr}:{x.port}{who}: Windows localhost {x.windows_localhost}"
         findings.append(finding(status, title, detail=x.reason, fix=x.fix, evidence=x.as_json()))
     findings += [warn("A /proc/net line was unreadable", detail=str(p)) for p in problems]

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from wslnet.contract import document
 from wslnet.errors import ListenError, UsageError
 from wslnet.forward.control import status as st
 from wslnet.forward.control.reload import Reloader
@@ -232,7 +233,8 @@ class ControlApi:
         return web.json_response(self._snapshot().as_json())
 
     async def connections(self, request: web.Request) -> web.Response:
-        return web.json_response([f.as_json() for f in st.open_flows(self.fwd)])
+        flows = [f.as_json() for f in st.open_flows(self.fwd)]
+        return web.json_response(document(connections=flows))
 
     async def metrics(self, request: web.Request) -> web.Response:
         text = st.metrics(self._snapshot())

@@ -68,15 +68,27 @@ def write_private(path: Path, text: str) -> None:
 
 
 def find_api() -> tuple[str, str]:
-    """(url, token) of the forwarder that last started with --api."""
+    """(url, token) of the forwarder that last started with --api, if it still runs."""
+    from wslnet import system
+
     state = state_dir() / "api.json"
     try:
         doc = json.loads(state.read_text())
+        url, pid = str(doc["url"]), int(doc.get("pid") or 0)
         token_file = doc.get("token_file")
-        token = Path(token_file).read_text().strip() if token_file else ""
-        return str(doc["url"]), token
-    except (OSError, ValueError, KeyError, AttributeError) as exc:
+    except FileNotFoundError:
         raise WslnetError(
-            f"no running forwarder with --api found ({state}: {exc}); "
-            "pass --api URL and set WSLNET_API_TOKEN"
+            "no forwarder with --api has run here (start one with `wslnet forward --api "
+            "PORT`), or pass --api [HOST:]PORT and set WSLNET_API_TOKEN"
         ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise WslnetError(f"{state} is unreadable ({exc}); pass --api [HOST:]PORT") from None
+    if not system.pid_alive(pid):
+        raise WslnetError(
+            f"no forwarder is running: the last one with --api (pid {pid}) has exited"
+        )
+    try:
+        token = Path(token_file).read_text().strip() if token_file else ""
+    except OSError as exc:
+        raise WslnetError(f"cannot read the API token ({exc.strerror or exc})") from None
+    return url, token

@@ -7,11 +7,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from wslnet.contract import SCHEMA
 from wslnet.forward.core.rules import Proto, format_addr
 from wslnet.forward.core.server import Forwarder
 from wslnet.forward.core.table import Origin, RuleState
-
-VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ class Status:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "version": VERSION,
+            "schema": SCHEMA,
             "started": self.started,
             "uptime": self.uptime,
             "engine": self.engine,

@@ -144,7 +144,12 @@ class EventLog:
         self, now: float, level: Level, event: Event, msg: str, fields: dict[str, object]
     ) -> str:
         if self.fmt == "json":
-            record: dict[str, object] = {"ts": round(now, 6), "level": level, "event": event}
+            record: dict[str, object] = {
+                "schema": 1,  # the JSON contract (wslnet/schemas/log.json)
+                "ts": round(now, 6),
+                "level": level,
+                "event": event,
+            }
             if msg:
                 record["msg"] = msg
             record.update(fields)

@@ -28,6 +28,7 @@ _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$"
 )
 _DISTRO_TARGET = re.compile(r"^wsl@[A-Za-z0-9._-]+$")
+_DOCKER_HABIT = re.compile(r"^\s*([0-9]{1,5}):([0-9]{1,5})\s*$")
 
 
 class RuleError(UsageError):
@@ -179,8 +180,13 @@ def parse_rule(text: str, allow: tuple[Network, ...] | None = None) -> Rule:
     target_text = target_text.strip()
     if not listen_text:
         raise RuleError(rule, "listen", "the listen port is missing")
+    docker = _DOCKER_HABIT.match(body)
+    if docker:  # `-p 8080:3000` in Docker; here LISTEN=TARGET
+        raise RuleError(rule, "rule", f"did you mean {docker[1]}={docker[2]}?")
     lhost, lport = _split_hostport(listen_text, rule, "listen")
-    if lhost is not None and not is_ip(lhost):
+    if lhost is not None and lhost.lower() == "localhost":
+        lhost = LOOPBACK  # both loopback families, as with no host
+    if lhost and not is_ip(lhost):
         raise RuleError(
             rule, "listen", f"listen host {lhost!r} must be an IP address such as 127.0.0.1"
         )
