@@ -169,6 +169,22 @@ def test_proc_net_route_default_gateway() -> None:
     assert [p.line for p in problems] == [4]
 
 
+def test_the_route_for_an_address_is_the_longest_prefix_and_none_without_one() -> None:
+    text = (
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+        "eth0\t00000000\t010012C6\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+        "eth0\t000012C6\t00000000\t0001\t0\t0\t0\t00F0FFFF\t0\t0\t0\n"
+        "docker0\t000112C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+    )
+    routes, _ = route.parse_proc_route(text)
+    assert route.route_for(routes, "198.18.1.9").interface == "docker0"  # type: ignore[union-attr]
+    assert route.route_for(routes, "198.18.5.9").gateway == "0.0.0.0"  # type: ignore[union-attr]
+    assert route.route_for(routes, "8.8.8.8").is_default  # type: ignore[union-attr]
+    no_default = [r for r in routes if not r.is_default]
+    assert route.route_for(no_default, "8.8.8.8") is None
+    assert route.route_for(routes, "not an address") is None
+
+
 # -- .wslconfig and wsl.conf -------------------------------------------------------------
 def problems_of(name: str, kind: wslconfig.FileKind = "wslconfig") -> list[str]:
     return [p.why for p in wslconfig.parse(body(name), kind).problems]

@@ -448,7 +448,11 @@ def _raw_or_exit() -> None:
     from wslnet import system
 
     if not system.is_root_or_raw_capable():
-        click.echo("wslnet: packet-level probes need root or CAP_NET_RAW: run with sudo", err=True)
+        if sys.platform == "win32":
+            why = "packet-level probes run in WSL or Linux, not on Windows (no Npcap)"
+        else:
+            why = "packet-level probes need root or CAP_NET_RAW: run with sudo"
+        click.echo(f"wslnet: {why}", err=True)
         sys.exit(2)
 
 
@@ -492,7 +496,9 @@ def probe_mtu(host: str, as_json: bool) -> None:
     r = raw.path_mtu(host)
     if r.path_mtu is None:
         why = "; ".join(r.notes) or "no answer to ICMP echo"
-        line = f"path MTU to {host}: unknown: {why}; {r.interface} MTU {r.interface_mtu}"
+        line = f"path MTU to {host}: unknown: {why}"
+        if r.interface_mtu:
+            line += f"; {r.interface} MTU {r.interface_mtu}"
     else:
         line = f"path MTU to {host}: {r.path_mtu} ({r.method}); {r.interface} MTU {r.interface_mtu}"
     _report("mtu", r, as_json, r.path_mtu is not None and r.path_mtu >= r.interface_mtu, line)
@@ -523,7 +529,7 @@ def probe_arp(address: str | None, timeout: float, as_json: bool) -> None:
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="wslnet", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

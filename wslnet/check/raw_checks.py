@@ -16,6 +16,8 @@ from wslnet.check.model import Finding, check, skip
 def needs_raw(ctx: Context) -> str | None:
     if not ctx.options.raw:
         return "packet-level probes are off (--no-raw)"
+    if ctx.env.kind == "windows":
+        return "packet-level probes run in WSL or Linux, not on Windows"
     if not ctx.env.raw_probes:
         return "run with sudo for packet-level probes (they need root or CAP_NET_RAW)"
     return None

@@ -296,9 +296,8 @@ def host_layer2(address: str, arp: ArpResult, echo: EchoResult) -> Finding:
 def path_mtu(r: MtuResult) -> Finding:
     ev = r.as_json()
     if r.path_mtu is None:
-        return skip(
-            f"Path MTU to {r.host}: no ICMP echo answer", detail="; ".join(r.notes), evidence=ev
-        )
+        why = "; ".join(r.notes) or "nothing answered"
+        return skip(f"Path MTU to {r.host}: unknown, because {why}", evidence=ev)
     if r.path_mtu >= r.interface_mtu:
         return ok(f"Path MTU to {r.host} is {r.path_mtu}, as {r.interface}'s", evidence=ev)
     n = r.path_mtu

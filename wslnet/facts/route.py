@@ -44,6 +44,29 @@ def parse_proc_route(text: str) -> tuple[list[Route], list[Problem]]:
     return routes, problems
 
 
+def route_for(routes: list[Route], address: str) -> Route | None:
+    """The route the kernel's main table would pick for an IPv4 address: the longest
+    matching prefix, then the lowest metric; None when nothing matches (no route)."""
+    try:
+        want = struct.unpack("!I", socket.inet_aton(address))[0]
+    except OSError:
+        return None
+    best: Route | None = None
+    best_key = (-1, 0)
+    for r in routes:
+        try:
+            dest = struct.unpack("!I", socket.inet_aton(r.destination))[0]
+            mask = struct.unpack("!I", socket.inet_aton(r.mask))[0]
+        except OSError:
+            continue
+        if want & mask != dest & mask:
+            continue
+        key = (bin(mask).count("1"), -r.metric)
+        if key > best_key:
+            best, best_key = r, key
+    return best
+
+
 def default_gateways(routes: list[Route]) -> list[Route]:
     return sorted(
         (r for r in routes if r.is_default and r.gateway != "0.0.0.0"), key=lambda r: r.metric

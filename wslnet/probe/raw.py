@@ -58,7 +58,10 @@ class ArpResult:
         return asdict(self)
 
 
-MtuMethod = Literal["full size got through", "icmp frag-needed", "size sweep", "no answer"]
+MtuMethod = Literal[
+    "full size got through", "icmp frag-needed", "size sweep", "no answer", "no route"
+]
+MAX_SWEPT_MTU = 9000
 
 
 @dataclass
@@ -180,7 +183,14 @@ def path_mtu(host: str, timeout: float = 0.3) -> MtuResult:
     """The largest IPv4 packet that reaches `host` with DF set: an echo of the interface's
     MTU first; then what an ICMP frag-needed says; else (ICMP filtered on the way) two
     rounds of echoes of many sizes at once, coarse then fine: at most ~65 packets."""
+    from wslnet import system
+    from wslnet.facts import route
+
+    routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
+    if route.route_for(routes, host) is None:
+        return MtuResult(host, "-", 0, None, "no route", 0, [f"no route to {host} from here"])
     iface, mtu = interface_mtu(host)
+    mtu = min(mtu, MAX_SWEPT_MTU)  # a jumbo or loopback MTU: sweep what paths can carry
     notes: list[str] = []
     first = echo(host, timeout, size=mtu - 28, df=True)
     probes = 1
