@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -262,3 +263,27 @@ def test_status_when_the_forwarder_has_exited_says_so(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["status"], env=env)
     assert res.exit_code == 1
     assert res.output.startswith("wslnet: no forwarder with --api has run here")
+
+
+def all_options() -> list[tuple[str, click.Option]]:
+    found = []
+
+    def walk(command: click.Command, path: str) -> None:
+        for p in command.params:
+            if isinstance(p, click.Option):
+                found.append((f"{path} {p.opts[-1]}", p))
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+
+    walk(cli, "wslnet")
+    return found
+
+
+def test_every_option_has_help_and_no_noise_defaults() -> None:
+    missing = [name for name, opt in all_options() if not opt.help and not opt.hidden]
+    assert missing == []
+    for command in ("forward", "check", "probe syn", "status", "listeners"):
+        res = CliRunner().invoke(cli, [*command.split(), "--help"])
+        assert res.exit_code == 0
+        assert "[default: 0]" not in res.output and "[default: False]" not in res.output

@@ -255,3 +255,15 @@ def test_a_loop_through_a_name_is_cut_at_the_first_turn_and_leaks_nothing() -> N
         while fwd.fd_count() != before and time.monotonic() < deadline:
             time.sleep(0.05)
         assert fwd.fd_count() == before
+
+
+def test_status_reaches_a_forwarder_by_the_address_given_to_forward_api() -> None:
+    ctx, port = api_forwarder()
+    with ctx:  # type: ignore[attr-defined]
+        res = subprocess.run(
+            [sys.executable, "-m", "wslnet", "status", "--api", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=20, cwd=ROOT,
+            env={**os.environ, "WSLNET_API_TOKEN": TOKEN},
+        )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("wslnet forward, up ")
