@@ -12,7 +12,7 @@ from typing import Literal
 
 from wslnet import system
 from wslnet.check.model import Fix
-from wslnet.facts import Problem, procnet
+from wslnet.facts import Problem, procnet, resolv
 
 # n/a: not in WSL, no relay to judge; if-published: a container's, through docker -p
 Reach = Literal["yes", "ipv6-only", "no", "n/a", "if-published"]
@@ -73,6 +73,9 @@ def judge(
     addr, port = entry.address, entry.port
     any4, any6 = addr == "0.0.0.0", addr == "::"
     vm = any4 or any6 or addr in vm_addrs
+    own = wsl_own(entry)
+    if own is not None:
+        return Reachability("n/a", own, False)
     if container:
         return _in_container(entry)
     forward = forward_command(entry.proto, port, vm_addrs)
@@ -110,6 +113,16 @@ def judge(
         return Reachability("no", why, False, Fix(f"bind 127.0.0.1:{port} (or 0.0.0.0:{port})"))
     why = f"bound to {addr}: the relay does not forward the eth0 address (#10206)"
     return Reachability("no", why, vm, Fix(f"bind 0.0.0.0:{port}{on_windows}", [forward]))
+
+
+def wsl_own(entry: procnet.SocketEntry) -> str | None:
+    """What a socket is when WSL or the distribution runs it for itself (not a service
+    of the user's, so nothing to reach from Windows), else None."""
+    if entry.port == 53 and entry.address == resolv.DNS_TUNNEL_ADDRESS:
+        return "WSL's DNS tunnel (dnsTunneling): WSL's own, not a service to reach"
+    if entry.port == 53 and entry.address in resolv.RESOLVED_STUB:
+        return "systemd-resolved's local DNS stub: the distribution's own resolver"
+    return None
 
 
 def _in_container(entry: procnet.SocketEntry) -> Reachability:

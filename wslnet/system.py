@@ -27,6 +27,21 @@ def exists(path: str) -> bool:
     return os.path.exists(path)
 
 
+def link_target(path: str) -> str | None:
+    """Where a symbolic link points (as written), or None if `path` is not a link."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def list_dir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
 def env(name: str) -> str | None:
     return os.environ.get(name)
 

@@ -7,11 +7,13 @@ import asyncio
 
 from wslnet import system
 from wslnet.check import verdicts
-from wslnet.check.context import Context
+from wslnet.check.context import Context, host_path
 from wslnet.check.model import Finding, check, skip
 from wslnet.facts import resolv
 from wslnet.listeners import collect
 from wslnet.probe import connect
+
+DNS_TIMEOUT = 1.4  # a slow resolver (over 1 s) answers within it; the run stays under 2 s
 
 
 def needs_wsl(ctx: Context) -> str | None:
@@ -70,22 +72,33 @@ async def host_reach(ctx: Context) -> list[Finding]:
         return [skip("No host address to probe")]
     timeout = ctx.options.probe_timeout
     results = await asyncio.gather(*(connect.tcp(host, p, timeout) for p in ctx.options.host_ports))
+    path = host_path(host)  # after the probes: the neighbour table has tried the host
     findings = []
     for r in results:
         title = f"Windows {host}:{r.port} is {r.state} ({r.seconds * 1000:.0f} ms)"
         ev = {"host": host, "port": r.port, "state": r.state, "seconds": r.seconds}
-        findings.append(verdicts.windows_port(r.state, title, host, r.port, ev, r.detail))
+        findings.append(verdicts.windows_port(r.state, title, host, r.port, ev, r.detail, path))
     return findings
 
 
-@check("dns.resolver", "The resolver in /etc/resolv.conf answers", timeout=4.0)
+@check("dns.resolver", "The resolvers in /etc/resolv.conf answer", timeout=4.0)
 async def dns_resolver(ctx: Context) -> list[Finding]:
-    text = system.read_text("/etc/resolv.conf")
+    path = "/etc/resolv.conf"
+    text = system.read_text(path)
     conf = resolv.parse(text) if text is not None else None
-    findings = verdicts.resolv_conf(text, conf)
+    findings = verdicts.resolv_conf(text, conf, system.link_target(path), ctx.env.in_wsl)
     if conf is None or not conf.nameservers:
         return findings
     from wslnet.probe import dns
 
-    result = await dns.query(conf.nameservers[0], timeout=ctx.options.probe_timeout)
-    return [*findings, verdicts.resolver_answer(result, conf, ctx.env.in_wsl)]
+    # Every nameserver, over UDP and TCP at once: slow (> 1 s) is a finding, not a timeout.
+    timeout = max(ctx.options.probe_timeout, DNS_TIMEOUT)
+    servers = conf.nameservers
+    results = await asyncio.gather(
+        *(dns.query(s, timeout=timeout) for s in servers),
+        *(dns.query_tcp(s, timeout=timeout) for s in servers),
+    )
+    udp, tcp = results[: len(servers)], results[len(servers) :]
+    for u, t in zip(udp, tcp, strict=True):
+        findings.append(verdicts.resolver_answer(u, conf, ctx.env.in_wsl, t))
+    return findings

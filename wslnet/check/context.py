@@ -6,9 +6,41 @@ import asyncio
 from dataclasses import dataclass, field
 
 from wslnet import system
+from wslnet.facts import neigh, route
 from wslnet.facts.wslconfig import WslConfig, parse
 from wslnet.hostaddr import HostAddress, find_host
 from wslnet.where import Environment
+
+
+@dataclass(frozen=True)
+class HostPath:
+    """How packets to the host leave here, and whether it answered ARP: the facts that
+    tell a firewall's silence from a host that is gone or a route that goes elsewhere."""
+
+    address: str
+    interface: str | None  # the route's interface; None: no route at all
+    expected: str | None  # the default route's interface (the WSL switch in NAT mode)
+    answered_arp: bool | None  # None: no neighbour entry (never tried, or not on-link)
+
+    @property
+    def shadowed(self) -> bool:
+        """A more specific route (a Docker bridge, a VPN) takes the host's packets."""
+        return None not in (self.interface, self.expected) and self.interface != self.expected
+
+
+def host_path(address: str) -> HostPath:
+    """Read after a probe, so the kernel's neighbour table has tried the host."""
+    routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
+    chosen = route.route_for(routes, address)
+    defaults = route.default_gateways(routes)
+    entries, _ = neigh.parse(system.read_text("/proc/net/arp") or "")
+    entry = neigh.lookup(entries, address)
+    return HostPath(
+        address,
+        chosen.interface if chosen else None,
+        defaults[0].interface if defaults else None,
+        entry.answered if entry is not None else None,
+    )
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from wslnet.check import verdicts
-from wslnet.check.context import Context
+from wslnet.check.context import Context, host_path
 from wslnet.check.model import Finding, check, skip
 
 
@@ -34,6 +34,7 @@ async def raw_syn(ctx: Context) -> list[Finding]:
     ports = ctx.options.host_ports
     syns = await asyncio.gather(*(asyncio.to_thread(raw.syn, host, p, timeout) for p in ports))
     conns = await asyncio.gather(*(connect.tcp(host, p, timeout) for p in ports))
+    path = host_path(host)
     findings = []
     for s, c in zip(syns, conns, strict=True):
         what = s.state + (f" ({s.icmp})" if s.icmp else "")
@@ -41,7 +42,7 @@ async def raw_syn(ctx: Context) -> list[Finding]:
         title = f"SYN to {host}:{s.port}: {what}{rtt}; connect: {c.state}"
         ev: dict[str, object] = {"syn": s.as_json(), "connect": c.__dict__}
         detail = f"the path answered 'unreachable ({s.icmp})'"
-        findings.append(verdicts.windows_port(s.state, title, host, s.port, ev, detail))
+        findings.append(verdicts.windows_port(s.state, title, host, s.port, ev, detail, path))
     return findings
 
 
@@ -69,4 +70,4 @@ async def raw_mtu(ctx: Context) -> list[Finding]:
     from wslnet.probe import raw
 
     results = await asyncio.gather(*(asyncio.to_thread(raw.path_mtu, d) for d in dests))
-    return [verdicts.path_mtu(r) for r in results]
+    return [verdicts.path_mtu(r, host_path(r.host)) for r in results]

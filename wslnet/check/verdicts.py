@@ -6,10 +6,12 @@ tests call these directly with recorded or constructed facts.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+from wslnet.check.context import HostPath
 from wslnet.check.model import Finding, Fix, Status, fail, finding, info, ok, skip, warn
-from wslnet.facts.resolv import ResolvConf
+from wslnet.facts.resolv import DNS_TUNNEL_ADDRESS, RESOLVED_STUB, ResolvConf
 from wslnet.facts.wslconfig import WslConfig
 from wslnet.hostaddr import HostAddress
 from wslnet.where import Environment
@@ -136,6 +138,9 @@ _LISTENER_STATUS: dict[str, Status] = {
 }
 
 
+_REACH_RANK = {"yes": 0, "ipv6-only": 1, "if-published": 2, "no": 3, "n/a": 4}
+
+
 def listeners(
     found: list[Listener], problems: list[Problem], port: int | None, mode: str | None
 ) -> list[Finding]:
@@ -160,13 +165,26 @@ def listeners(
                 evidence={"listeners": [x.as_json() for x in found]},
             )
         ]
-    findings = []
+    # Per port: a dev server on 127.0.0.1 and ::1 (what `localhost` gives node and vite)
+    # is reachable through its IPv4 socket; its ::1 socket is no problem of its own.
+    groups: dict[tuple[str, int], list[Listener]] = {}
     for x in found:
-        addr = f"[{x.address}]" if ":" in x.address else x.address
-        who = f" ({x.process}, pid {x.pid})" if x.process else ""
-        status: Status = _LISTENER_STATUS[x.windows_localhost]
-        title = f"{x.proto} {addr}:{x.port}{who}: Windows localhost {x.windows_localhost}"
-        findings.append(finding(status, title, detail=x.reason, fix=x.fix, evidence=x.as_json()))
+        groups.setdefault((x.proto, x.port), []).append(x)
+    findings = []
+    for (proto, number), sockets in groups.items():
+        best = min(sockets, key=lambda x: _REACH_RANK[x.windows_localhost])
+        where = ", ".join(
+            f"[{x.address}]:{number}" if ":" in x.address else f"{x.address}:{number}"
+            for x in sockets
+        )
+        owner = next((x for x in sockets if x.process), None)
+        who = f" ({owner.process}, pid {owner.pid})" if owner is not None else ""
+        title = f"{proto} {where}{who}: Windows localhost {best.windows_localhost}"
+        evidence = best.as_json()
+        if len(sockets) > 1:
+            evidence["sockets"] = [x.as_json() for x in sockets]
+        status = _LISTENER_STATUS[best.windows_localhost]
+        findings.append(finding(status, title, detail=best.reason, fix=best.fix, evidence=evidence))
     findings += [warn("A /proc/net line was unreadable", detail=str(p)) for p in problems]
     return findings or [info("No listening sockets")]
 
@@ -183,7 +201,26 @@ def host_address(host: HostAddress) -> list[Finding]:
             )
         ]
     detail = "; ".join(c.verdict for c in host.candidates if not c.usable)
-    return [ok(f"Windows host is {host.address} ({host.source})", detail=detail, evidence=ev)]
+    findings = [ok(f"Windows host is {host.address} ({host.source})", detail=detail, evidence=ev)]
+    for c in host.candidates:
+        if c.source == "/etc/hosts" and not c.usable and c.address != host.address:
+            findings.append(
+                warn(
+                    f"host.docker.internal in /etc/hosts is {c.address}, not the host "
+                    f"({host.address})",
+                    detail="Docker Desktop writes it into Windows' hosts file, and WSL copies "
+                    "that file; here it is stale (or the LAN address), so tools that use the "
+                    "name miss the host",
+                    fix=Fix(
+                        "use the host's address instead of the name, e.g. $(wslnet ip host); "
+                        "or correct the line in C:\\Windows\\System32\\drivers\\etc\\hosts "
+                        "and restart WSL",
+                        ["wslnet ip host"],
+                    ),
+                    evidence={"entry": c.address, "host": host.address},
+                )
+            )
+    return findings
 
 
 def windows_port(
@@ -193,10 +230,43 @@ def windows_port(
     port: int,
     evidence: dict[str, object],
     detail: str = "",
+    path: HostPath | None = None,
 ) -> Finding:
-    """The verdict on a probe of a Windows port, shared by the connect and SYN probes."""
+    """The verdict on a probe of a Windows port, shared by the connect and SYN probes.
+    Silence is the firewall only when the host is there: the path facts come first."""
     if state == "open":
         return ok(title, evidence=evidence)
+    if path is not None and state not in ("refused", "closed"):
+        evidence = {**evidence, "path": asdict(path)}
+        if path.interface is None:
+            return fail(
+                title,
+                detail=f"there is no route to {host} from here",
+                fix=Fix("restart WSL so it sets up its network again", ["wsl --shutdown"]),
+                evidence=evidence,
+            )
+        if path.shadowed:
+            return fail(
+                title,
+                detail=f"the route to {host} leaves through {path.interface}, not "
+                f"{path.expected}: a Docker network or a VPN route overlaps the host's "
+                "subnet",
+                fix=Fix(
+                    f"see it with `ip route get {host}`; remove or move the overlapping "
+                    'network (docker network rm, or "default-address-pools" in Docker\'s '
+                    "daemon.json)",
+                    [f"ip route get {host}"],
+                ),
+                evidence=evidence,
+            )
+        if path.answered_arp is False:
+            return fail(
+                title,
+                detail=f"{host} does not answer ARP on {path.interface}: the Windows side of "
+                "the WSL switch is gone (often after sleep or a network change)",
+                fix=Fix("restart WSL from Windows", ["wsl --shutdown"]),
+                evidence=evidence,
+            )
     if state in ("refused", "closed"):
         return fail(
             title,
@@ -214,20 +284,50 @@ def windows_port(
             fix=firewall_fix(),
             evidence=evidence,
         )
+    if path is None:
+        return fail(
+            title,
+            detail=detail,
+            fix=Fix(
+                "a firewall rejects it (admin-prohibited) or there is no route: check the "
+                "Windows firewall and `ip route`"
+            ),
+            evidence=evidence,
+        )
+    # Unreachable from a host that is there (it answered ARP): its firewall rejects it
+    # (ICMP admin-prohibited), which the kernel reports as "no route to host".
     return fail(
         title,
-        detail=detail,
-        fix=Fix(
-            "a firewall rejects it (admin-prohibited) or there is no route: check the "
-            "Windows firewall and `ip route`"
-        ),
+        detail=(detail + "; " if detail else "") + "the host is up: its firewall rejects it",
+        fix=firewall_fix(),
         evidence=evidence,
     )
 
 
-def resolv_conf(text: str | None, conf: ResolvConf | None) -> list[Finding]:
+SLOW_DNS = 1.0  # seconds: people call a resolver this slow "slow internet"
+
+
+def resolv_conf(
+    text: str | None, conf: ResolvConf | None, link: str | None = None, in_wsl: bool = True
+) -> list[Finding]:
     """What is wrong with /etc/resolv.conf before any query is sent."""
+    regenerate = ["sudo rm /etc/resolv.conf", "wsl --shutdown"] if in_wsl else []
     if text is None or conf is None:
+        if link is not None:
+            return [
+                fail(
+                    f"/etc/resolv.conf is a link to {link}, which does not exist",
+                    detail="a tool (or a stopped systemd-resolved) left it dangling: "
+                    "no program on this system can resolve names",
+                    fix=Fix(
+                        "remove the dangling link; WSL writes a new file when it starts"
+                        if in_wsl
+                        else "replace it with a file that names a working nameserver",
+                        regenerate or ["sudo rm /etc/resolv.conf"],
+                    ),
+                    evidence={"link": link},
+                )
+            ]
         return [
             fail(
                 "/etc/resolv.conf is missing or unreadable",
@@ -245,17 +345,62 @@ def resolv_conf(text: str | None, conf: ResolvConf | None) -> list[Finding]:
     return findings
 
 
-def resolver_answer(result: DnsResult, conf: ResolvConf, in_wsl: bool) -> Finding:
+def resolver_answer(
+    result: DnsResult, conf: ResolvConf, in_wsl: bool, tcp: DnsResult | None = None
+) -> Finding:
+    """One nameserver: dead (and why), slow, UDP without TCP, or fine."""
     ev: dict[str, object] = {
         "server": result.server,
         "responder": result.responder,
         "seconds": result.seconds,
         "generated_by_wsl": conf.generated_by_wsl,
+        "tcp": asdict(tcp) if tcp is not None else None,
     }
     server = result.server
+    ms = result.seconds * 1000
+    if result.alive and result.seconds > SLOW_DNS:
+        return warn(
+            f"Resolver {server} answers, but slowly ({ms:.0f} ms)",
+            detail="every name lookup waits this long: it feels like a slow internet",
+            fix=Fix(
+                "use WSL's DNS tunnel (dnsTunneling=true under [wsl2] in .wslconfig, then "
+                "`wsl --shutdown`), or a faster nameserver"
+                if in_wsl
+                else "use a faster nameserver"
+            ),
+            evidence=ev,
+        )
+    if result.alive and tcp is not None and not tcp.alive:
+        return warn(
+            f"Resolver {server} answers over UDP but not over TCP ({tcp.detail})",
+            detail="large answers (many records, DNSSEC) need TCP: those lookups fail",
+            fix=Fix(f"let TCP port 53 through to {server} (a firewall or VPN blocks it)"),
+            evidence=ev,
+        )
     if result.alive:
-        ms = result.seconds * 1000
         return ok(f"Resolver {server} answers ({result.detail}, {ms:.0f} ms)", evidence=ev)
+    if server in RESOLVED_STUB:
+        return fail(
+            f"systemd-resolved's stub {server} does not answer: {result.detail}",
+            detail="resolv.conf sends every lookup to systemd-resolved, which is not running",
+            fix=Fix(
+                "start systemd-resolved, or let WSL write /etc/resolv.conf again "
+                "(`sudo rm /etc/resolv.conf`, then `wsl --shutdown` from Windows)",
+                ["sudo systemctl restart systemd-resolved"],
+            ),
+            evidence=ev,
+        )
+    if server == DNS_TUNNEL_ADDRESS and in_wsl:
+        return fail(
+            f"WSL's DNS tunnel {server} does not answer: {result.detail}",
+            detail="name lookups fail with 'Temporary failure in name resolution'",
+            fix=Fix(
+                "restart WSL; if it stays broken (a VPN?), turn the tunnel off with "
+                "dnsTunneling=false under [wsl2] in .wslconfig",
+                ["wsl --shutdown"],
+            ),
+            evidence=ev,
+        )
     fix = Fix(
         "turn on dnsTunneling=true under [wsl2] in .wslconfig, `wsl --shutdown`; "
         "behind a VPN, or if that fails: set generateResolvConf=false in /etc/wsl.conf "
@@ -293,10 +438,12 @@ def host_layer2(address: str, arp: ArpResult, echo: EchoResult) -> Finding:
     return ok(f"{address} is up: ARP from {arp.mac}, echo in {rtt}", evidence=ev)
 
 
-def path_mtu(r: MtuResult) -> Finding:
+def path_mtu(r: MtuResult, path: HostPath | None = None) -> Finding:
     ev = r.as_json()
     if r.path_mtu is None:
         why = "; ".join(r.notes) or "nothing answered"
+        if path is not None and path.answered_arp is False:
+            why = f"{r.host} does not answer ARP on {path.interface} (see host.reach, raw.host)"
         return skip(f"Path MTU to {r.host}: unknown, because {why}", evidence=ev)
     if r.path_mtu >= r.interface_mtu:
         return ok(f"Path MTU to {r.host} is {r.path_mtu}, as {r.interface}'s", evidence=ev)

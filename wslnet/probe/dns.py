@@ -73,3 +73,41 @@ async def query(server: str, name: str = "wslnet-probe.invalid", timeout: float 
         return DnsResult(server, False, took(), exc.strerror or str(exc))
     finally:
         sock.close()
+
+
+async def query_tcp(
+    server: str, name: str = "wslnet-probe.invalid", timeout: float = 1.0
+) -> DnsResult:
+    """The same query over TCP (RFC 1035 4.2.2: a two-byte length first): large answers
+    need it, and some resolvers and firewalls break it while UDP works."""
+    ident = random.randrange(1 << 16)
+    t0 = time.monotonic()
+
+    def took() -> float:
+        return round(time.monotonic() - t0, 4)
+
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(server.split("%")[0], 53), timeout
+        )
+    except (asyncio.TimeoutError, TimeoutError):
+        return DnsResult(server, False, took(), f"no TCP connection in {timeout:g} s")
+    except OSError as exc:
+        return DnsResult(server, False, took(), exc.strerror or str(exc))
+    try:
+        msg = build_query(name, ident)
+        writer.write(struct.pack(">H", len(msg)) + msg)
+        left = timeout - (time.monotonic() - t0)
+        size = struct.unpack(">H", await asyncio.wait_for(reader.readexactly(2), left))[0]
+        left = timeout - (time.monotonic() - t0)
+        data = await asyncio.wait_for(reader.readexactly(size), max(left, 0.01))
+        code = answer_code(data)
+        if code is None or int.from_bytes(data[:2], "big") != ident:
+            return DnsResult(server, False, took(), "not a DNS answer over TCP")
+        return DnsResult(server, True, took(), code, server)
+    except (asyncio.TimeoutError, TimeoutError):
+        return DnsResult(server, False, took(), f"no answer over TCP in {timeout:g} s")
+    except (OSError, asyncio.IncompleteReadError) as exc:
+        return DnsResult(server, False, took(), f"TCP: {exc}")
+    finally:
+        writer.close()
