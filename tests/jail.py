@@ -12,6 +12,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 _SCRIPT = r"""
@@ -38,9 +39,48 @@ def run(
     env: dict[str, str] | None = None,
     touch: list[str] | None = None,
     timeout: float = 30.0,
+    etc: dict[str, str | Path | None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Runs argv inside the jail (after `prefix`, e.g. `ip netns exec NS`)."""
+    """Runs argv inside the jail (after `prefix`, e.g. `ip netns exec NS`).
+
+    `etc` changes a private copy of /etc: a Path is a file to put there, a str starting
+    with "->" makes a symbolic link (a dangling one is fine), any other str is content,
+    None removes the file."""
     script = _SCRIPT
+    keep = []
+    if etc:
+        script += 'mount -t tmpfs wslnet-etc "$R/etc"\ncp -a /etc/. "$R/etc/"\n'
+        for name, what in etc.items():
+            target = shlex.quote(f"/etc/{name}")
+            script += f'rm -f "$R"{target}; mkdir -p "$(dirname "$R"{target})"\n'
+            if what is None:
+                continue
+            if isinstance(what, str) and what.startswith("->"):
+                script += f'ln -s {shlex.quote(what[2:].strip())} "$R"{target}\n'
+                continue
+            if isinstance(what, str):
+                with tempfile.NamedTemporaryFile("w", suffix=".jail", delete=False) as tmp:
+                    tmp.write(what)
+                keep.append(tmp.name)
+                what = Path(tmp.name)
+            script += f'cp {shlex.quote(str(what))} "$R"{target}\n'
+    try:
+        return _run(prefix, argv, files, dirs, env, touch, timeout, script)
+    finally:
+        for name in keep:
+            os.unlink(name)
+
+
+def _run(
+    prefix: tuple[str, ...],
+    argv: list[str],
+    files: dict[str, Path] | None,
+    dirs: list[str] | None,
+    env: dict[str, str] | None,
+    touch: list[str] | None,
+    timeout: float,
+    script: str,
+) -> subprocess.CompletedProcess[str]:
     for target, source in (files or {}).items():
         script += f'mount --bind {shlex.quote(str(source))} "$R"{shlex.quote(target)}\n'
     for d in dirs or []:

@@ -62,7 +62,7 @@ async def test_debug_keeps_the_traceback_of_a_crash() -> None:
     assert "RuntimeError: no result" in str(crash.evidence["traceback"])
 
 
-async def test_a_check_past_its_time_limit_is_a_crash_that_names_the_limit() -> None:
+async def test_a_check_past_its_time_limit_is_unknown_and_names_the_limit() -> None:
     async def slow(c: Context) -> list[Finding]:
         await asyncio.sleep(30)
         return []
@@ -70,9 +70,20 @@ async def test_a_check_past_its_time_limit_is_a_crash_that_names_the_limit() -> 
     (late,) = await runner.run([declared("demo.slow", slow, timeout=0.05)], ctx())
     assert (late.id, late.status, late.title) == (
         "demo.slow",
-        "crash",
-        "title of demo.slow: no result in 0.05 s",
+        "warn",
+        "title of demo.slow: unknown, because it gave no result within 0.05 s",
     )
+
+
+async def test_no_check_outlives_the_run_budget_whatever_its_own_limit() -> None:
+    async def slow(c: Context) -> list[Finding]:
+        await asyncio.sleep(30)
+        return []
+
+    t0 = asyncio.get_running_loop().time()
+    (late,) = await runner.run([declared("demo.slow", slow, timeout=60)], ctx())
+    assert asyncio.get_running_loop().time() - t0 < runner.BUDGET + 0.5
+    assert late.title.endswith(f"no result within {runner.BUDGET:g} s")
 
 
 async def test_a_check_that_does_not_apply_is_skipped_with_the_reason() -> None:

@@ -16,8 +16,7 @@ import pytest
 from tests import jail
 from tests.helpers import assert_schema, imported_modules
 from tests.lab import VPN_ROUTER, VPN_SERVER, WIN_WSL_IP, Lab
-
-WSL2_KERNEL = "5.15.167.4-microsoft-standard-WSL2\n"
+from tests.scenarios import WSL2_KERNEL
 
 pytestmark = pytest.mark.lab  # end to end: real processes (and the lab)
 

@@ -335,6 +335,9 @@ def status(as_json: bool, api: str | None) -> None:
     help="Seconds each probe waits for an answer.",
 )
 @click.option("--no-raw", is_flag=True, help="No packet-level probes (SYN, ARP, ICMP, MTU).")
+@click.option(
+    "--report", is_flag=True, help="Markdown for a bug report: versions, settings, evidence."
+)
 @click.option("--target", multiple=True, help="Also measure the path MTU to this address.")
 def check(
     ids: tuple[str, ...],
@@ -346,6 +349,7 @@ def check(
     wslconfig: str | None,
     timeout: float,
     no_raw: bool,
+    report: bool,
     target: tuple[str, ...],
 ) -> None:
     """Diagnose WSL networking: every finding with its fix.
@@ -368,16 +372,38 @@ def check(
     env = detect()
     options = Options(list(host_port), port, wslconfig, timeout, not no_raw, list(target))
 
+    context = Context(env, options)
+
     async def go() -> list[Finding]:
-        return await runner.run(selected, Context(env, options), bool(debug and debug.debug))
+        return await runner.run(selected, context, bool(debug and debug.debug))
 
     findings = asyncio.run(go())
-    if as_json:
+    if report:
+        versions, settings = _report_facts(env, context)
+        click.echo(render.as_markdown(env, findings, versions, settings))
+    elif as_json:
         click.echo(render.as_json(env, findings))
     else:
         click.echo(render.for_people(findings, verbose, render.use_color()))
     failed = any(f.status in ("fail", "crash") for f in findings)
     sys.exit(1 if failed else 0)
+
+
+def _report_facts(env: Any, context: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """Versions and the networking settings from .wslconfig, for --report."""
+    from wslnet import __version__, system
+
+    versions = {"wslnet": __version__, "Python": sys.version.split()[0]}
+    code, out, _ = system.wsl_exe(["--version"], timeout=3) if env.in_wsl else (1, "", "")
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    versions["WSL (wsl.exe --version)"] = "; ".join(lines[:3]) if code == 0 else "not available"
+    settings: dict[str, str] = {}
+    conf = context.wslconfig_read()
+    if conf is not None:
+        for e in conf.entries.values():
+            if e.section.lower() in ("wsl2", "experimental"):
+                settings[f"{e.section}.{e.key}"] = e.value
+    return versions, settings
 
 
 @cli.group()

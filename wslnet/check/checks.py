@@ -9,7 +9,7 @@ from wslnet import system
 from wslnet.check import verdicts
 from wslnet.check.context import Context, host_path
 from wslnet.check.model import Finding, check, skip
-from wslnet.facts import resolv
+from wslnet.facts import proxy, resolv
 from wslnet.listeners import collect
 from wslnet.probe import connect
 
@@ -102,3 +102,38 @@ async def dns_resolver(ctx: Context) -> list[Finding]:
     for u, t in zip(udp, tcp, strict=True):
         findings.append(verdicts.resolver_answer(u, conf, ctx.env.in_wsl, t))
     return findings
+
+
+@check("proxy.settings", "Proxy settings point at a proxy that answers")
+async def proxy_settings(ctx: Context) -> list[Finding]:
+    found = [p for n in proxy.ENV_NAMES if (p := proxy.parse_url(n, system.env(n) or ""))]
+    for name in ["/etc/apt/apt.conf"] + [
+        f"/etc/apt/apt.conf.d/{f}" for f in system.list_dir("/etc/apt/apt.conf.d")
+    ]:
+        text = system.read_text(name, limit=1 << 16)
+        if text and "proxy" in text.lower():
+            found += proxy.parse_apt(name, text)
+    if not found:
+        return [skip("No proxy set (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, apt)")]
+    unique = {(p.host, p.port): p for p in found}
+    timeout = ctx.options.probe_timeout
+    probes = await asyncio.gather(*(connect.tcp(h, port, timeout) for h, port in unique))
+    state = {(r.host, r.port): r.state for r in probes}
+    mode = ctx.env.networking_mode if ctx.env.in_wsl else None
+    return [verdicts.proxy(p, state[(p.host, p.port)], mode) for p in found]
+
+
+def needs_mirrored(ctx: Context) -> str | None:
+    if ctx.env.networking_mode != "mirrored":
+        return f"applies to mirrored mode only (this is {ctx.env.networking_mode or ctx.env.kind})"
+    return None
+
+
+@check("network.mirrored", "Mirrored mode's routes and settings", applies=needs_mirrored)
+async def mirrored_mode(ctx: Context) -> list[Finding]:
+    from wslnet.facts import route
+
+    routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
+    has_default = any(r.is_default for r in routes)
+    _, conf = await ctx.wslconfig()
+    return verdicts.mirrored(has_default, conf)

@@ -60,6 +60,12 @@ class Context:
     _host: HostAddress | None = None
     _wslconfig: tuple[str | None, WslConfig | None] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    arp: object | None = None  # the host's ARP answer, once a raw check asked (raw_checks)
+
+    def lock(self, name: str) -> asyncio.Lock:
+        """One lock per fact, so a fact several checks need is gathered once."""
+        return self._locks.setdefault(name, asyncio.Lock())
 
     def host(self) -> HostAddress:
         if self._host is None:
@@ -77,6 +83,10 @@ class Context:
                 text = system.read_text(path) if path else None
                 self._wslconfig = (path, parse(text) if text is not None else None)
             return self._wslconfig
+
+    def wslconfig_read(self) -> WslConfig | None:
+        """The .wslconfig as the checks read it (None if no check did, or none exists)."""
+        return self._wslconfig[1] if self._wslconfig is not None else None
 
     def wslconf(self) -> WslConfig | None:
         text = system.read_text("/etc/wsl.conf")

@@ -65,3 +65,42 @@ def for_people(findings: list[Finding], verbose: bool, color: bool) -> str:
     lines.append("")
     lines.append(", ".join(parts) if parts else "no findings")
     return "\n".join(lines)
+
+
+def as_markdown(
+    env: Environment,
+    findings: list[Finding],
+    versions: dict[str, str],
+    settings: dict[str, str],
+) -> str:
+    """`check --report`: Markdown to paste into a bug report, as flutter doctor -v and
+    npx envinfo give: versions, the environment, settings, every finding with evidence."""
+    rows = [
+        *versions.items(),
+        ("kernel", env.kernel or "-"),
+        ("distro", env.distro or "-"),
+        ("where", env.kind + (f" ({env.container})" if env.container else "")),
+        ("networking mode", f"{env.networking_mode or '-'} ({env.mode_source or 'n/a'})"),
+        *((f"`{k}`", v) for k, v in settings.items()),
+    ]
+    lines = ["## wslnet check report", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {_cell(v)} |" for k, v in rows]
+    counts = summary(findings)
+    lines += ["", "### Findings", "", ", ".join(f"{n} {s}" for s, n in counts.items() if n), ""]
+    for f in findings:
+        lines.append(f"- {MARKS[f.status]} **{f.status}** `{f.id}`: {f.title}")
+        if f.detail:
+            lines.append(f"  - {f.detail}")
+        if f.fix is not None:
+            lines.append(f"  - fix: {f.fix.text}")
+            lines += [f"    - `{c}`" for c in f.fix.commands]
+        if f.evidence:
+            evidence = json.dumps(f.evidence, default=str, indent=1)
+            lines += ["  <details><summary>evidence</summary>", "", "  ```json"]
+            lines += [f"  {ln}" for ln in evidence.splitlines()]
+            lines += ["  ```", "  </details>"]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

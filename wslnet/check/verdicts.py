@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from wslnet.check.context import HostPath
 from wslnet.check.model import Finding, Fix, Status, fail, finding, info, ok, skip, warn
+from wslnet.facts.proxy import Proxy
 from wslnet.facts.resolv import DNS_TUNNEL_ADDRESS, RESOLVED_STUB, ResolvConf
 from wslnet.facts.wslconfig import WslConfig
 from wslnet.hostaddr import HostAddress
@@ -459,3 +460,70 @@ def path_mtu(r: MtuResult, path: HostPath | None = None) -> Finding:
         ),
         evidence=ev,
     )
+
+
+def proxy(p: Proxy, state: str, mode: str | None) -> Finding:
+    """A proxy setting and whether its address answered a connect."""
+    ev: dict[str, object] = {"source": p.source, "url": p.url, "state": state}
+    where = f"{p.host}:{p.port}"
+    if state == "open":
+        return ok(f"{p.source} proxy {where} answers", evidence=ev)
+    if p.loopback and mode == "nat":
+        return warn(
+            f"{p.source} points at {where}: in NAT mode that is this VM, not Windows",
+            detail="WSL says 'A localhost proxy configuration was detected but not mirrored "
+            "into WSL': a proxy on Windows' localhost is not reachable as localhost here",
+            fix=Fix(
+                "use the Windows host's address (and let the proxy listen beyond 127.0.0.1 "
+                "on Windows), or networkingMode=mirrored with autoProxy=true in .wslconfig",
+                [f"export {p.source}=http://$(wslnet ip host):{p.port}"]
+                if p.source.upper().endswith("_PROXY")
+                else [],
+            ),
+            evidence=ev,
+        )
+    return warn(
+        f"{p.source} proxy {where} does not answer ({state})",
+        detail="programs that use this setting cannot reach the internet",
+        fix=Fix(f"start the proxy, or correct or unset {p.source}"),
+        evidence=ev,
+    )
+
+
+HYPERV_VM = "{40E0AC32-46A5-438A-A0B2-2B479E8F2E90}"
+
+
+def mirrored(has_default_route: bool, conf: WslConfig | None) -> list[Finding]:
+    """Mirrored mode's own failures and the settings that change what reaches what."""
+    findings = []
+    if not has_default_route:
+        findings.append(
+            fail(
+                "Mirrored mode has no default route: nothing beyond this machine is reachable",
+                detail="a known failure after sleep, or when a VPN comes or goes",
+                fix=Fix("restart WSL from Windows", ["wsl --shutdown"]),
+            )
+        )
+    if conf is None or conf.flag("experimental.hostAddressLoopback") is not True:
+        findings.append(
+            info(
+                "WSL reaches Windows services at 127.0.0.1 (hostAddressLoopback is off)",
+                detail="a Windows service is not reachable here at the host's own LAN address",
+                fix=Fix(
+                    "to allow that, add hostAddressLoopback=true under [experimental] in "
+                    ".wslconfig, then `wsl --shutdown`"
+                ),
+            )
+        )
+    findings.append(
+        info(
+            "The Hyper-V firewall filters inbound connections to WSL (blocked by default)",
+            detail="if the LAN cannot reach a WSL service in mirrored mode, allow it there "
+            "(PowerShell as administrator)",
+            fix=Fix(
+                "allow inbound connections to WSL",
+                [f"Set-NetFirewallHyperVVMSetting -Name '{HYPERV_VM}' -DefaultInboundAction Allow"],
+            ),
+        )
+    )
+    return findings

@@ -8,6 +8,7 @@ such name", proves the resolver alive.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import socket
 import struct
@@ -93,7 +94,9 @@ async def query_tcp(
     except (asyncio.TimeoutError, TimeoutError):
         return DnsResult(server, False, took(), f"no TCP connection in {timeout:g} s")
     except OSError as exc:
-        return DnsResult(server, False, took(), exc.strerror or str(exc))
+        # asyncio words it "Connect call failed (...)": say what the system said.
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        return DnsResult(server, False, took(), f"TCP: {why.lower()}")
     try:
         msg = build_query(name, ident)
         writer.write(struct.pack(">H", len(msg)) + msg)
