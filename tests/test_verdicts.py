@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from wslnet.check import verdicts
-from wslnet.facts import procnet, resolv, wslconfig
+from wslnet.check.context import HostPath
+from wslnet.facts import procnet, proxy, resolv, wslconfig
 from wslnet.hostaddr import Candidate, HostAddress
 from wslnet.listeners import Listener, judge
 from wslnet.probe.dns import DnsResult
@@ -220,3 +221,81 @@ def test_container_environment_says_whose_listeners_these_are() -> None:
     first, second = verdicts.environment(env)
     assert first.title == "Running in a docker container, nat networking"
     assert "publish ports" in second.detail
+
+
+# -- one story for a silent host (facts first, then the verdict) ---------------------------
+def path(interface: str | None = "eth0", arp: bool | None = True) -> HostPath:
+    return HostPath("198.18.0.1", interface, "eth0", arp)
+
+
+@pytest.mark.parametrize(
+    ("state", "facts", "detail", "command"),
+    [
+        ("filtered", path(arp=False), "does not answer ARP on eth0", "wsl --shutdown"),
+        ("filtered", path("br-x"), "leaves through br-x, not eth0", "ip route get 198.18.0.1"),
+        ("filtered", path(None), "there is no route to 198.18.0.1", "wsl --shutdown"),
+        ("filtered", path(), "the Windows firewall drops", verdicts.FIREWALL_RULE),
+        ("unreachable", path(), "its firewall rejects it", verdicts.FIREWALL_RULE),
+        ("unreachable", path(arp=False), "does not answer ARP", "wsl --shutdown"),
+    ],
+)
+def test_silence_is_the_firewall_only_when_the_host_is_there(
+    state: str, facts: HostPath, detail: str, command: str
+) -> None:
+    f = verdicts.windows_port(state, "t", "198.18.0.1", 5432, {}, "", facts)
+    assert f.status == "fail" and detail in f.detail
+    assert f.fix is not None and f.fix.commands == [command]
+
+
+def test_a_refused_port_is_never_blamed_on_the_path() -> None:
+    f = verdicts.windows_port("refused", "t", "198.18.0.1", 5432, {}, "", path(arp=False))
+    assert f.fix is not None and "bind the Windows service to 0.0.0.0" in f.fix.text
+
+
+# -- DNS, proxies, mirrored mode -------------------------------------------------------------
+def test_resolver_verdicts_name_the_actual_failure() -> None:
+    conf_ = resolv.parse("nameserver 127.0.0.53\n")
+    stub = verdicts.resolver_answer(DnsResult("127.0.0.53", False, 0.001, "refused"), conf_, True)
+    assert stub.fix is not None and stub.fix.commands == ["sudo systemctl restart systemd-resolved"]
+    slow = verdicts.resolver_answer(DnsResult("198.18.0.1", True, 1.2, "NXDOMAIN"), conf_, True)
+    assert slow.status == "warn" and "slowly (1200 ms)" in slow.title
+    udp_only = verdicts.resolver_answer(
+        DnsResult("198.18.0.1", True, 0.01, "NXDOMAIN"), conf_, True,
+        DnsResult("198.18.0.1", False, 0.001, "TCP: connection refused"),
+    )  # fmt: skip
+    assert udp_only.status == "warn" and "not over TCP" in udp_only.title
+
+
+def test_a_dangling_resolv_conf_link_outside_wsl_has_no_wsl_fix() -> None:
+    (f,) = verdicts.resolv_conf(None, None, "/run/x", in_wsl=False)
+    assert f.fix is not None and f.fix.commands == ["sudo rm /etc/resolv.conf"]
+
+
+def test_proxy_verdicts() -> None:
+    local = proxy.parse_url("HTTP_PROXY", "http://user:pw@127.0.0.1:3128")
+    assert local is not None and (local.host, local.port, local.loopback) == (
+        "127.0.0.1",
+        3128,
+        True,
+    )
+    assert verdicts.proxy(local, "refused", "nat").status == "warn"
+    assert verdicts.proxy(local, "refused", "mirrored").title.endswith("does not answer (refused)")
+    assert verdicts.proxy(local, "open", "nat").status == "ok"  # a proxy inside WSL: fine
+    assert proxy.parse_url("x", "DIRECT") is None and proxy.parse_url("x", "http://") is None
+    (apt,) = proxy.parse_apt("/etc/apt/apt.conf", 'Acquire::https::Proxy "host:8080";\n')
+    assert (apt.source, apt.host, apt.port) == ("/etc/apt/apt.conf:1", "host", 8080)
+
+
+def test_mirrored_mode_findings() -> None:
+    on = wslconfig.parse("[experimental]\nhostAddressLoopback=true\n")
+    statuses = [(f.status, f.title[:30]) for f in verdicts.mirrored(True, on)]
+    assert [s for s, _ in statuses] == ["info"]  # only the Hyper-V firewall note
+    broken = verdicts.mirrored(False, None)
+    assert broken[0].status == "fail" and len(broken) == 3
+
+
+def test_wsl_own_sockets_are_info_and_named() -> None:
+    tunnel = judge(entry("10.255.255.254", 53, "udp"), "nat", True, VM)
+    assert tunnel.windows_localhost == "n/a" and "WSL's DNS tunnel" in tunnel.reason
+    stub = judge(entry("127.0.0.53", 53), "nat", True, VM)
+    assert "systemd-resolved" in stub.reason
