@@ -1,0 +1,264 @@
+"""Windows tools' output, parsed without I/O: netsh (excluded port ranges, portproxy),
+netstat -ano, tasklist /fo csv, wsl.exe -l -v and --version, PowerShell's ConvertTo-Json.
+
+This output is hostile input (shared wsl-networking.md section 9): translated headings,
+the console's code page, CRLF, column widths that change, prompts and blank lines
+pasted around it. So the parsers key on what does not change (numbers, addresses, the
+position of columns) and never on words; a line they cannot read is a Problem.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from wslnet.facts import Problem
+
+Proto = Literal["tcp", "udp"]
+
+_RANGE = re.compile(r"^\s*(\d{1,5})\s+(\d{1,5})\s*(\*)?\s*$")
+_PROTO = re.compile(r"\b(tcp|udp)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A port range Windows reserves (Hyper-V, WinNAT, Docker; `*`: an administrator)."""
+
+    proto: Proto
+    start: int
+    end: int
+    administered: bool
+
+    def __contains__(self, port: object) -> bool:
+        return isinstance(port, int) and self.start <= port <= self.end
+
+
+def parse_excluded(text: str, proto: Proto = "tcp") -> tuple[list[Excluded], list[Problem]]:
+    """`netsh interface ipv4 show excludedportrange protocol=tcp` (any language: a
+    "Protocol udp ..." heading switches the protocol; rows are two numbers and a `*`)."""
+    found: list[Excluded] = []
+    problems: list[Problem] = []
+    current = proto
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        m = _RANGE.match(line)
+        if m:
+            start, end = int(m[1]), int(m[2])
+            if not 0 < start <= end <= 65535:
+                problems.append(Problem(number, raw, "not a port range"))
+                continue
+            found.append(Excluded(current, start, end, bool(m[3])))
+            continue
+        heading = _PROTO.search(line)
+        if heading and not any(ch.isdigit() for ch in line):
+            current = "udp" if heading[1].lower() == "udp" else "tcp"
+    return found, problems
+
+
+@dataclass(frozen=True)
+class PortProxy:
+    """A `netsh interface portproxy` rule: served by the IP Helper service, kept in the
+    registry across reboots (so it outlives the WSL address it points at)."""
+
+    kind: str  # v4tov4, v4tov6, v6tov4, v6tov6
+    listen_address: str
+    listen_low: int
+    listen_high: int
+    connect_address: str
+    connect_low: int
+    connect_high: int
+
+    @property
+    def listen_port(self) -> str:
+        low, high = self.listen_low, self.listen_high
+        return str(low) if low == high else f"{low}-{high}"
+
+    def covers(self, port: int) -> bool:
+        return self.listen_low <= port <= self.listen_high
+
+
+_PORTS = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
+_KIND = re.compile(r"ipv([46]).*ipv([46])", re.I)
+
+
+def _ports(text: str) -> tuple[int, int] | None:
+    m = _PORTS.match(text)
+    if not m:
+        return None
+    low, high = int(m[1]), int(m[2] or m[1])
+    return (low, high) if 0 < low <= high <= 65535 else None
+
+
+def _address(text: str) -> bool:
+    if text == "*" or re.match(r"^[A-Za-z0-9.-]+$", text):
+        return True  # portproxy takes host names too
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_portproxy(text: str) -> tuple[list[PortProxy], list[Problem]]:
+    """`netsh interface portproxy show all` (or `show v4tov4`): a "Listen on ipv4: /
+    Connect to ipv6:" heading sets the kind; each rule is four columns."""
+    found: list[PortProxy] = []
+    problems: list[Problem] = []
+    kind = "v4tov4"
+    for number, raw in enumerate(text.splitlines(), 1):
+        words = raw.split()
+        if len(words) == 4:
+            listen, connect = _ports(words[1]), _ports(words[3])
+            if listen and connect and _address(words[0]) and _address(words[2]):
+                found.append(PortProxy(kind, words[0], *listen, words[2], *connect))
+                continue
+            if any(ch.isdigit() for ch in raw) and not set(raw.strip()) <= set("- "):
+                problems.append(Problem(number, raw, "not a portproxy rule"))
+            continue
+        m = _KIND.search(raw)
+        if m and ":" in raw:
+            kind = f"v{m[1]}tov{m[2]}"
+    return found, problems
+
+
+@dataclass(frozen=True)
+class WinSocket:
+    """A listening socket in `netstat -ano` (TCP listening, or a bound UDP socket)."""
+
+    proto: Proto
+    address: str
+    port: int
+    pid: int
+
+
+def _split_addr(text: str) -> tuple[str, int] | None:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]").split("%")[0], int(port)
+
+
+def parse_netstat(text: str) -> tuple[list[WinSocket], list[Problem]]:
+    """`netstat -ano`: the state word is translated ("LISTENING", "ABHÖREN"), so a TCP
+    socket listens when its foreign address is the unspecified one (0.0.0.0:0, [::]:0)."""
+    found: list[WinSocket] = []
+    problems: list[Problem] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        words = raw.split()
+        if not words or words[0].upper() not in ("TCP", "UDP"):
+            continue
+        proto: Proto = "tcp" if words[0].upper() == "TCP" else "udp"
+        try:
+            local = _split_addr(words[1])
+            pid = int(words[-1])
+        except (IndexError, ValueError):
+            problems.append(Problem(number, raw, "not a netstat line"))
+            continue
+        if local is None:
+            problems.append(Problem(number, raw, "not a netstat line"))
+            continue
+        listening = len(words) == 5 and words[2] in ("0.0.0.0:0", "[::]:0")
+        if proto == "tcp" and not listening:
+            continue  # an established connection, not a listener
+        found.append(WinSocket(proto, local[0], local[1], pid))
+    return found, problems
+
+
+def parse_tasklist_csv(text: str) -> tuple[dict[int, str], list[Problem]]:
+    """`tasklist /fo csv /nh`: "name","pid","session","#","memory" per line."""
+    names: dict[int, str] = {}
+    problems: list[Problem] = []
+    for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
+        if not row:
+            continue
+        try:
+            names[int(row[1])] = row[0]
+        except (IndexError, ValueError):
+            problems.append(Problem(number, ",".join(row), "not a tasklist row"))
+    return names, problems
+
+
+@dataclass(frozen=True)
+class Distro:
+    name: str
+    state: str  # Running, Stopped, Installing... (translated on other systems)
+    version: int  # 1 or 2
+    default: bool
+
+    @property
+    def running(self) -> bool:
+        return self.state.lower() in ("running", "en cours d'exécution", "wird ausgeführt")
+
+
+def parse_wsl_list(text: str) -> tuple[list[Distro], list[Problem]]:
+    """`wsl.exe -l -v`: NAME STATE VERSION, the default marked `*`; the heading is
+    translated, so a row is whatever ends in the version number 1 or 2."""
+    found: list[Distro] = []
+    problems: list[Problem] = []
+    for number, raw in enumerate(text.replace("\x00", "").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("PS ", ">")):
+            continue
+        default = line.startswith("*")
+        words = line.lstrip("*").split()
+        if len(words) >= 3 and words[-1] in ("1", "2"):
+            found.append(Distro(" ".join(words[:-2]), words[-2], int(words[-1]), default))
+        elif words and words[-1] not in ("VERSION",) and any(ch.isdigit() for ch in line):
+            problems.append(Problem(number, raw, "not a distribution row"))
+    return found, problems
+
+
+@dataclass(frozen=True)
+class WslVersion:
+    wsl: str | None
+    kernel: str | None
+    windows: str | None
+    lines: tuple[str, ...]  # every "name: value" line, as printed
+
+
+_VERSION = re.compile(r"^\s*([^:]+):\s*(\d+\.[\w.+-]*)\s*$")  # x.y: not "Default Version: 2"
+
+
+def parse_wsl_version(text: str) -> WslVersion:
+    """`wsl.exe --version`: the labels are translated, so by position: the first line is
+    WSL's version, the second the kernel's, the last Windows'."""
+    pairs = [m for ln in text.replace("\x00", "").splitlines() if (m := _VERSION.match(ln))]
+    if not pairs:
+        return WslVersion(None, None, None, ())
+    lines = tuple(f"{m[1].strip()}: {m[2]}" for m in pairs)
+    kernel = pairs[1][2] if len(pairs) > 1 else None
+    windows = pairs[-1][2] if len(pairs) > 2 else None
+    return WslVersion(pairs[0][2], kernel, windows, lines)
+
+
+def parse_ps_json(text: str) -> tuple[list[dict[str, object]], list[Problem]]:
+    """PowerShell's `ConvertTo-Json`: Windows PowerShell 5.1 unwraps a single object and
+    prints enums as numbers; both shapes come back as a list of objects."""
+    body = text.strip().lstrip("\ufeff")
+    if not body:
+        return [], []
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        return [], [Problem(0, body[:200], f"not JSON: {exc}")]
+    items = doc if isinstance(doc, list) else [doc]
+    objects = [i for i in items if isinstance(i, dict)]
+    problems = [Problem(0, str(i)[:200], "not an object") for i in items if not isinstance(i, dict)]
+    return objects, problems
+
+
+# NET_FW_ACTION as Windows PowerShell 5.1 prints it: numbers instead of names.
+FIREWALL_ACTIONS = {0: "NotConfigured", 2: "Allow", 4: "Block"}
+
+
+def firewall_action(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return FIREWALL_ACTIONS.get(value, f"action {value}")
+    return None
