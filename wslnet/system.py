@@ -75,10 +75,15 @@ def run(argv: list[str], timeout: float = 2.0) -> str | None:
 
 
 def decode_wsl_output(data: bytes) -> str:
-    """wsl.exe's own messages are UTF-16LE (unless WSL_UTF8=1); a Linux command's are bytes."""
+    """wsl.exe's own messages are UTF-16LE (unless WSL_UTF8=1); a Linux command's are
+    bytes, UTF-8 as a rule; Windows console tools (netsh, netstat) print in the console's
+    OEM code page, for which cp850 stands in (digits and ASCII read the same in all)."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(data) > 1 and data[1:2] == b"\x00"):
         return data.decode("utf-16-le", errors="replace").lstrip("\ufeff")
-    return data.decode("utf-8", errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp850", errors="replace")
 
 
 def wsl_exe(args: list[str], timeout: float = 10.0) -> tuple[int, str, str]:
@@ -213,3 +218,23 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's, but alive
     return True
+
+
+def windows_exe(name: str, args: list[str], timeout: float = 3.0) -> tuple[int, str, str]:
+    """Runs a Windows program: natively on Windows, through interop inside WSL (where
+    /mnt/c/Windows/System32 is on PATH). 127: not found; 126: interop is off."""
+    return execute([name, *args], timeout)
+
+
+def interop_status(in_wsl: bool) -> str | None:
+    """None when Windows programs can run from here, else why not."""
+    if sys.platform == "win32":
+        return None
+    if not in_wsl:
+        return "not in WSL: there is no Windows here to ask"
+    if shutil.which("netsh.exe") is None and shutil.which("powershell.exe") is None:
+        return (
+            "Windows programs are not on PATH (interop off with [interop] enabled=false, or "
+            "appendWindowsPath=false in /etc/wsl.conf)"
+        )
+    return None

@@ -10,7 +10,6 @@ from wslnet.check import verdicts
 from wslnet.check.context import Context, host_path
 from wslnet.check.model import Finding, check, skip
 from wslnet.facts import proxy, resolv
-from wslnet.listeners import collect
 from wslnet.probe import connect
 
 DNS_TIMEOUT = 1.3  # a slow resolver (over 1 s) answers within it; the run stays under 2 s
@@ -18,6 +17,13 @@ DNS_TIMEOUT = 1.3  # a slow resolver (over 1 s) answers within it; the run stays
 
 def needs_wsl(ctx: Context) -> str | None:
     return None if ctx.env.in_wsl else f"not running in WSL (this is {ctx.env.kind})"
+
+
+def not_windows(ctx: Context) -> str | None:
+    """Linux's own files and sockets: on Windows the windows.* checks look instead."""
+    return (
+        "a Linux check: on Windows, see the windows.* checks" if ctx.env.kind == "windows" else None
+    )
 
 
 def needs_wsl2(ctx: Context) -> str | None:
@@ -48,13 +54,10 @@ async def config_mode(ctx: Context) -> list[Finding]:
     return verdicts.config_mode(conf, ctx.env.networking_mode)
 
 
-@check("listeners.bind-address", "Can Windows reach each listening socket?")
+@check("listeners.bind-address", "Can Windows reach each listening socket?", applies=not_windows)
 async def listeners(ctx: Context) -> list[Finding]:
-    _, conf = await ctx.wslconfig() if ctx.env.in_wsl else (None, None)
-    forwarding = not (conf is not None and conf.flag("wsl2.localhostForwarding") is False)
+    found, problems = await ctx.listeners()
     mode = ctx.env.networking_mode if ctx.env.in_wsl else None
-    container = ctx.env.kind == "container"
-    found, problems = collect(mode, forwarding, ctx.env.vm_addresses, container)
     return verdicts.listeners(found, problems, ctx.options.port, mode)
 
 
@@ -81,7 +84,7 @@ async def host_reach(ctx: Context) -> list[Finding]:
     return findings
 
 
-@check("dns.resolver", "The resolvers in /etc/resolv.conf answer", timeout=4.0)
+@check("dns.resolver", "The resolvers in /etc/resolv.conf answer", applies=not_windows, timeout=4.0)
 async def dns_resolver(ctx: Context) -> list[Finding]:
     path = "/etc/resolv.conf"
     text = system.read_text(path)
@@ -104,7 +107,7 @@ async def dns_resolver(ctx: Context) -> list[Finding]:
     return findings
 
 
-@check("proxy.settings", "Proxy settings point at a proxy that answers")
+@check("proxy.settings", "Proxy settings point at a proxy that answers", applies=not_windows)
 async def proxy_settings(ctx: Context) -> list[Finding]:
     found = [p for n in proxy.ENV_NAMES if (p := proxy.parse_url(n, system.env(n) or ""))]
     for name in ["/etc/apt/apt.conf"] + [

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from wslnet import system
-from wslnet.facts import neigh, route
+from wslnet.facts import Problem, neigh, route
 from wslnet.facts.wslconfig import WslConfig, parse
 from wslnet.hostaddr import HostAddress, find_host
+from wslnet.listeners import Listener, collect
 from wslnet.where import Environment
+
+if TYPE_CHECKING:
+    from wslnet.check.windows_facts import WindowsFacts
+
+_RELAYED = ("yes", "ipv6-only")  # what WSL's relay listens for on Windows
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,8 @@ class Context:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     arp: object | None = None  # the host's ARP answer, once a raw check asked (raw_checks)
+    _listeners: tuple[list[Listener], list[Problem]] | None = None
+    _windows: WindowsFacts | None = None
 
     def lock(self, name: str) -> asyncio.Lock:
         """One lock per fact, so a fact several checks need is gathered once."""
@@ -83,6 +92,36 @@ class Context:
                 text = system.read_text(path) if path else None
                 self._wslconfig = (path, parse(text) if text is not None else None)
             return self._wslconfig
+
+    async def listeners(self) -> tuple[list[Listener], list[Problem]]:
+        """This system's listening sockets with their verdicts, read once per run."""
+        async with self.lock("listeners"):
+            if self._listeners is None:
+                _, conf = await self.wslconfig() if self.env.in_wsl else (None, None)
+                forwarding = not (
+                    conf is not None and conf.flag("wsl2.localhostForwarding") is False
+                )
+                mode = self.env.networking_mode if self.env.in_wsl else None
+                container = self.env.kind == "container"
+                self._listeners = collect(mode, forwarding, self.env.vm_addresses, container)
+            return self._listeners
+
+    async def relay_ports(self) -> list[int]:
+        """The TCP ports WSL's relay should forward to Windows localhost (NAT mode)."""
+        found, _ = await self.listeners()
+        ports = {x.port for x in found if x.proto == "tcp" and x.windows_localhost in _RELAYED}
+        if self.options.port is not None:
+            ports &= {self.options.port}
+        return sorted(ports)
+
+    async def windows(self) -> WindowsFacts:
+        """The Windows side's facts (through interop from WSL), gathered once per run."""
+        from wslnet.check import windows_facts
+
+        async with self.lock("windows"):
+            if self._windows is None:
+                self._windows = await windows_facts.gather(await self.relay_ports())
+            return self._windows
 
     def wslconfig_read(self) -> WslConfig | None:
         """The .wslconfig as the checks read it (None if no check did, or none exists)."""

@@ -7,6 +7,7 @@ import traceback
 
 from wslnet.check import checks as _checks  # noqa: F401  (registers the checks)
 from wslnet.check import raw_checks as _raw_checks  # noqa: F401
+from wslnet.check import windows_checks as _windows_checks  # noqa: F401
 from wslnet.check.context import Context
 from wslnet.check.model import REGISTRY, Check, Finding, finding
 

@@ -1,0 +1,171 @@
+"""The Windows side in process: recorded tool outputs come in through the one seam where
+Windows programs run (system.windows_exe), and the verdicts are asserted as a user sees
+them. The lab tier runs the same checks end to end with fake *.exe programs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wslnet import system
+from wslnet.check import win_verdicts, windows_facts
+from wslnet.check.windows_facts import WindowsFacts
+
+SAMPLES = Path(__file__).parent / "samples"
+NETSTAT = (
+    "\r\nActive Connections\r\n\r\n  Proto  Local Address    Foreign Address  State       PID\r\n"
+    "  TCP    127.0.0.1:3000   0.0.0.0:0        LISTENING   4120\r\n"
+    "  TCP    127.0.0.1:5173   0.0.0.0:0        LISTENING   9876\r\n"
+    "  TCP    0.0.0.0:8080     0.0.0.0:0        LISTENING   1044\r\n"
+)
+TASKLIST = (
+    '"node.exe","4120","Console","1","50,000 K"\r\n'
+    '"wslrelay.exe","9876","Console","1","8,000 K"\r\n'
+    '"svchost.exe","1044","Services","0","12,000 K"\r\n'
+)
+POWERSHELL = json.dumps(
+    {
+        "Reach": [{"Port": 5173, "Reached": True, "Error": ""},
+                  {"Port": 3000, "Reached": False, "Error": "No connection could be made"}],
+        "HyperV": {"Enabled": True, "DefaultInboundAction": 4, "DefaultOutboundAction": 2},
+    }
+)  # fmt: skip
+
+
+def body(name: str) -> str:
+    return (SAMPLES / name).read_text(encoding="utf-8").split("\n", 1)[1]
+
+
+@pytest.fixture
+def windows(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[int, str]]:
+    """What each Windows program answers; tests change entries before gathering."""
+    answers = {
+        "powershell.exe": (0, POWERSHELL),
+        "netsh.exe excludedportrange protocol=tcp": (0, body("win-excludedportrange-1.txt")),
+        "netsh.exe excludedportrange protocol=udp": (0, "\r\nProtocol udp Port Exclusion Ranges\r\n"),
+        "netsh.exe portproxy": (0, body("win-netsh-portproxy-1.txt")),
+        "netstat.exe": (0, NETSTAT),
+        "tasklist.exe": (0, TASKLIST),
+    }  # fmt: skip
+    asked: list[list[str]] = []
+
+    def windows_exe(name: str, args: list[str], timeout: float = 3.0) -> tuple[int, str, str]:
+        asked.append([name, *args])
+        key = name
+        if name == "netsh.exe":
+            key += " portproxy" if "portproxy" in args else f" excludedportrange {args[-1]}"
+        code, out = answers[key]
+        return code, out, ""
+
+    monkeypatch.setattr(system, "windows_exe", windows_exe)
+    answers["_asked"] = asked  # type: ignore[assignment]
+    return answers
+
+
+async def test_the_facts_come_from_every_tool_in_one_round(
+    windows: dict[str, tuple[int, str]],
+) -> None:
+    facts = await windows_facts.gather([3000, 5173])
+    assert (56638, 56737) in [(r.start, r.end) for r in facts.excluded]
+    assert facts.portproxy[0].connect_address == "172.23.188.236"
+    assert facts.owner(3000) == (4120, "node.exe") and facts.owner(5173) == (9876, "wslrelay.exe")
+    assert facts.reach == {5173: (True, ""), 3000: (False, "No connection could be made")}
+    assert facts.hyperv is not None and facts.hyperv["DefaultInboundAction"] == 4
+    asked = windows["_asked"]  # type: ignore[index]
+    powershell = next(a for a in asked if a[0] == "powershell.exe")
+    assert powershell[:3] == ["powershell.exe", "-NoProfile", "-NonInteractive"]
+    assert "$ports=@(3000,5173)" in powershell[-1] and "ConvertTo-Json" in powershell[-1]
+
+
+async def facts_for(windows: dict[str, tuple[int, str]], ports: list[int]) -> WindowsFacts:
+    return await windows_facts.gather(ports)
+
+
+async def test_a_port_in_a_reserved_range_fails_with_the_winnat_fixes(
+    windows: dict[str, tuple[int, str]],
+) -> None:
+    facts = await facts_for(windows, [56700])
+    (f,) = win_verdicts.excluded_ports([("tcp", 56700)], facts)
+    assert (f.status, f.title) == (
+        "fail",
+        "TCP port 56700 is reserved by Windows (range 56638-56737)",
+    )
+    assert f.fix is not None and f.fix.commands == [
+        "net stop winnat",
+        "net start winnat",
+        "netsh int ipv4 add excludedportrange protocol=tcp startport=56700 numberofports=1",
+    ]
+    assert "sudo" not in f.fix.text and "Administrator" in f.fix.text
+    (clean,) = win_verdicts.excluded_ports([("tcp", 3000)], facts)
+    assert clean.status == "ok"
+
+
+async def test_a_portproxy_rule_to_an_old_vm_address_is_stale(
+    windows: dict[str, tuple[int, str]],
+) -> None:
+    facts = await facts_for(windows, [])
+    (f,) = win_verdicts.portproxy(facts, "172.23.180.5", set())
+    assert f.status == "fail"
+    assert f.title == (
+        "portproxy 0.0.0.0:30000-50000 -> 172.23.188.236 is stale: the WSL VM is at 172.23.180.5 now"
+    )
+    assert f.fix is not None and f.fix.commands == [
+        "netsh interface portproxy delete v4tov4 listenport=30000-50000 listenaddress=0.0.0.0",
+        "wslnet forward 0.0.0.0:30000=wsl:30000",
+    ]
+
+
+async def test_a_portproxy_rule_on_a_relay_port_is_a_conflict(
+    windows: dict[str, tuple[int, str]],
+) -> None:
+    facts = await facts_for(windows, [])
+    (f,) = win_verdicts.portproxy(facts, "172.23.188.236", {31000})
+    assert f.status == "warn" and "both want port 31000" in f.title
+
+
+async def test_who_holds_each_port_on_windows(windows: dict[str, tuple[int, str]]) -> None:
+    facts = await facts_for(windows, [3000, 5173, 8080, 9999])
+    taken, relay, portproxy, nothing = win_verdicts.port_owners([3000, 5173, 8080, 9999], facts)
+    assert (taken.status, taken.title) == (
+        "fail",
+        "Port 3000 is taken on Windows by node.exe, pid 4120",
+    )
+    assert (relay.status, relay.title) == (
+        "ok",
+        "Port 5173 on Windows: WSL's relay forwards it (pid 9876)",
+    )
+    assert portproxy.status == "info" and "IP Helper" in portproxy.title
+    assert nothing.status == "warn" and nothing.fix is not None
+    assert nothing.fix.commands == ["wsl --shutdown"]
+
+
+async def test_the_end_to_end_proof_and_the_hyperv_firewall(
+    windows: dict[str, tuple[int, str]],
+) -> None:
+    facts = await facts_for(windows, [3000, 5173])
+    missed, reached = win_verdicts.windows_reach([3000, 5173], facts)
+    assert missed.status == "fail" and missed.title.endswith("No connection could be made")
+    assert reached.status == "ok"
+    (hv,) = win_verdicts.hyperv_firewall("mirrored", facts)  # PS 5.1: 4 means Block
+    assert hv.status == "warn" and hv.fix is not None
+    assert hv.fix.commands[0].startswith("Set-NetFirewallHyperVVMSetting -Name '{40E0AC32")
+    (nat,) = win_verdicts.hyperv_firewall("nat", facts)
+    assert nat.status == "ok"
+
+
+async def test_output_that_cannot_be_read_is_said_with_the_raw_text(
+    windows: dict[str, tuple[int, str]],
+) -> None:
+    windows["netsh.exe portproxy"] = (0, "Listen on ipv4:\r\n0.0.0.0  80x  1.2.3.4  80\r\n")
+    windows["powershell.exe"] = (124, "")
+    facts = await facts_for(windows, [5173])
+    (pp,) = win_verdicts.portproxy(facts, None, set())
+    assert (
+        pp.status == "warn" and pp.title == "Could not read netsh.exe output (its portproxy rules)"
+    )
+    assert "80x" in str(pp.evidence["raw"])
+    (reach,) = win_verdicts.windows_reach([5173], facts)
+    assert reach.title == "Could not ask Windows for a connection test"
+    assert reach.detail.endswith("no answer in time")

@@ -1,0 +1,218 @@
+"""The Windows side's verdicts, pure: facts in (windows_facts.WindowsFacts, the WSL
+ports that matter), findings out. Errors speak Windows: "as Administrator", never sudo."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from wslnet.check.model import Finding, Fix, fail, info, ok, warn
+from wslnet.check.windows_facts import HYPERV_VM, ToolOutput, WindowsFacts
+from wslnet.facts.windows import firewall_action
+
+PortKey = tuple[str, int]  # ("tcp" | "udp", port)
+
+
+def unreadable(what: str, out: ToolOutput) -> Finding | None:
+    """A tool that could not run, or whose answer could not be read: said, never guessed."""
+    if out.failed:
+        return warn(f"Could not ask Windows for {what}", detail=out.failed)
+    if out.problems:
+        return warn(
+            f"Could not read {out.argv[0]} output ({what})",
+            detail=f"{len(out.problems)} lines did not parse: {out.problems[0]}",
+            evidence={"argv": list(out.argv), "raw": out.text[:4000]},
+        )
+    return None
+
+
+def excluded_ports(ports: list[PortKey], facts: WindowsFacts) -> list[Finding]:
+    bad = unreadable("its reserved port ranges", facts.outputs["excluded-tcp"])
+    if bad is not None:
+        return [bad]
+    findings = []
+    for proto, port in ports:
+        hit = next((r for r in facts.excluded if r.proto == proto and port in r), None)
+        if hit is None:
+            continue
+        span = f"{hit.start}-{hit.end}"
+        findings.append(
+            fail(
+                f"{proto.upper()} port {port} is reserved by Windows (range {span})",
+                detail="Hyper-V and WinNAT reserve port ranges at boot (`*`: an "
+                "administrator did); nothing on Windows can listen there, so WSL's relay "
+                "cannot forward it",
+                fix=Fix(
+                    "as Administrator: restart WinNAT to free the dynamic ranges, or reserve "
+                    "the port for yourself so they never take it again; or use another port",
+                    [
+                        "net stop winnat",
+                        "net start winnat",
+                        f"netsh int ipv4 add excludedportrange protocol={proto} "
+                        f"startport={port} numberofports=1",
+                    ],
+                ),
+                evidence={"range": span, "administered": hit.administered},
+            )
+        )
+    if findings:
+        return findings
+    shown = ", ".join(str(p) for _, p in ports[:10]) or "no ports of interest"
+    return [ok(f"No port of interest is in a range Windows reserves ({shown})")]
+
+
+def _wsl_network(vm_address: str | None) -> ipaddress.IPv4Network | None:
+    """The VM's subnet as WSL makes it (a /20), where old portproxy targets lived too."""
+    try:
+        return ipaddress.IPv4Network(f"{vm_address}/20", strict=False) if vm_address else None
+    except ValueError:
+        return None
+
+
+def portproxy(facts: WindowsFacts, vm_address: str | None, relay_ports: set[int]) -> list[Finding]:
+    bad = unreadable("its portproxy rules", facts.outputs["portproxy"])
+    if bad is not None:
+        return [bad]
+    if not facts.portproxy:
+        return [ok("No netsh portproxy rules")]
+    network = _wsl_network(vm_address)
+    findings = []
+    for rule in facts.portproxy:
+        delete = (
+            f"netsh interface portproxy delete {rule.kind} listenport={rule.listen_port} "
+            f"listenaddress={rule.listen_address}"
+        )
+        where = f"{rule.listen_address}:{rule.listen_port} -> {rule.connect_address}"
+        try:
+            target = ipaddress.ip_address(rule.connect_address)
+        except ValueError:
+            target = None
+        wsl_like = target is not None and (
+            (network is not None and target in network)
+            or target in ipaddress.ip_network("172.16.0.0/12")
+        )
+        if vm_address and wsl_like and rule.connect_address != vm_address:
+            forward = (
+                f"wslnet forward {rule.listen_address}:{rule.listen_low}=wsl:{rule.connect_low}"
+            )
+            findings.append(
+                fail(
+                    f"portproxy {where} is stale: the WSL VM is at {vm_address} now",
+                    detail="portproxy rules stay in the registry across reboots, and the VM "
+                    "gets a new address when WSL restarts",
+                    fix=Fix(
+                        "delete it (as Administrator), and forward with wslnet, which follows "
+                        "the VM's address",
+                        [delete, forward],
+                    ),
+                    evidence={"rule": rule.__dict__},
+                )
+            )
+            continue
+        overlap = sorted(p for p in relay_ports if rule.covers(p))
+        if overlap and rule.listen_address in ("0.0.0.0", "127.0.0.1", "*"):
+            findings.append(
+                warn(
+                    f"portproxy {where} and WSL's relay both want port {overlap[0]}",
+                    detail="whichever binds first wins; the other forwards nothing",
+                    fix=Fix("keep one: delete the portproxy rule (as Administrator)", [delete]),
+                    evidence={"rule": rule.__dict__, "ports": overlap},
+                )
+            )
+            continue
+        findings.append(info(f"portproxy {where}", evidence={"rule": rule.__dict__}))
+    return findings
+
+
+_KNOWN_OWNERS = {
+    "wslrelay.exe": "WSL's relay forwards it",
+    "svchost.exe": "the IP Helper service (netsh portproxy) holds it",
+    "com.docker.backend.exe": "Docker Desktop publishes it",
+}
+
+
+def port_owners(relay_ports: list[int], facts: WindowsFacts) -> list[Finding]:
+    """For each WSL port the relay should forward: who listens on it on Windows."""
+    for key in ("netstat", "tasklist"):
+        bad = unreadable("who listens on which port", facts.outputs[key])
+        if bad is not None:
+            return [bad]
+    findings = []
+    for port in relay_ports:
+        owner = facts.owner(port)
+        if owner is None:
+            findings.append(
+                warn(
+                    f"Nothing on Windows listens on port {port}: WSL's relay does not forward it",
+                    detail="the relay is often dead after sleep or Fast Startup",
+                    fix=Fix("restart WSL from Windows", ["wsl --shutdown"]),
+                )
+            )
+            continue
+        pid, name = owner
+        known = _KNOWN_OWNERS.get(name.lower())
+        if name.lower() == "wslrelay.exe":
+            findings.append(ok(f"Port {port} on Windows: {known} (pid {pid})"))
+        elif known is not None:
+            findings.append(info(f"Port {port} on Windows: {known} (pid {pid})"))
+        else:
+            findings.append(
+                fail(
+                    f"Port {port} is taken on Windows by {name}, pid {pid}",
+                    detail="WSL's relay cannot listen on it: Windows localhost reaches "
+                    f"{name}, not the WSL service",
+                    fix=Fix(
+                        f"stop {name} or move it to another port; or move the WSL service",
+                        [f"taskkill /PID {pid}"],
+                    ),
+                    evidence={"pid": pid, "program": name},
+                )
+            )
+    return findings
+
+
+def windows_reach(relay_ports: list[int], facts: WindowsFacts) -> list[Finding]:
+    """The end-to-end proof: Windows' localhost:PORT reaches the WSL listener."""
+    bad = unreadable("a connection test", facts.outputs["powershell"])
+    if bad is not None:
+        return [bad]
+    findings = []
+    for port in relay_ports:
+        reached, why = facts.reach.get(port, (False, "not tried"))
+        if reached:
+            findings.append(ok(f"Windows localhost:{port} reaches the WSL listener"))
+        else:
+            findings.append(
+                fail(
+                    f"Windows localhost:{port} does not reach the WSL listener"
+                    + (f": {why}" if why else ""),
+                    detail="see windows.port-owner and windows.excluded-ports for the cause",
+                    fix=Fix("restart WSL if nothing else explains it", ["wsl --shutdown"]),
+                )
+            )
+    return findings
+
+
+def hyperv_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
+    """The Hyper-V firewall's verdict on inbound traffic to WSL (it matters in mirrored)."""
+    if facts.hyperv is None:
+        return [info("The Hyper-V firewall setting could not be read (Windows 11 22H2+ only)")]
+    inbound = firewall_action(facts.hyperv.get("DefaultInboundAction"))
+    enabled = facts.hyperv.get("Enabled")
+    if inbound == "Block" and enabled is not False and mode == "mirrored":
+        return [
+            warn(
+                "The Hyper-V firewall blocks inbound connections to WSL (mirrored mode)",
+                detail="LAN clients (and Windows itself for some ports) cannot reach WSL "
+                "services until a rule allows them",
+                fix=Fix(
+                    "allow inbound connections (PowerShell as Administrator), or one port "
+                    "with New-NetFirewallHyperVRule",
+                    [
+                        f"Set-NetFirewallHyperVVMSetting -Name '{HYPERV_VM}' "
+                        "-DefaultInboundAction Allow"
+                    ],
+                ),
+                evidence=dict(facts.hyperv),
+            )
+        ]
+    return [ok(f"Hyper-V firewall: inbound {inbound or 'not set'}", evidence=dict(facts.hyperv))]

@@ -1,0 +1,56 @@
+"""Checks of the Windows side: natively on Windows, and from inside WSL through interop
+(netsh.exe, netstat.exe, tasklist.exe, powershell.exe). All gather one WindowsFacts
+(windows_facts.py) and hand it to the pure verdicts in win_verdicts.py."""
+
+from __future__ import annotations
+
+from wslnet import system
+from wslnet.check import win_verdicts
+from wslnet.check.context import Context
+from wslnet.check.model import Finding, check, skip
+
+
+def needs_windows(ctx: Context) -> str | None:
+    """Windows itself, or WSL with interop on (skipped, with the reason, otherwise)."""
+    if ctx.env.kind == "windows":
+        return None
+    return system.interop_status(ctx.env.in_wsl)
+
+
+@check("windows.excluded-ports", "Ports Windows reserves (Hyper-V, WinNAT)", applies=needs_windows)
+async def excluded_ports(ctx: Context) -> list[Finding]:
+    found, _ = await ctx.listeners()
+    ports = sorted({(x.proto, x.port) for x in found if x.windows_localhost != "n/a"})
+    if ctx.options.port is not None:
+        ports = [(p, n) for p, n in ports if n == ctx.options.port] or [("tcp", ctx.options.port)]
+    facts = await ctx.windows()
+    return win_verdicts.excluded_ports(ports, facts)
+
+
+@check("windows.portproxy", "netsh portproxy rules (stale ones, conflicts)", applies=needs_windows)
+async def portproxy(ctx: Context) -> list[Finding]:
+    facts = await ctx.windows()
+    vm = ctx.env.vm_addresses[0] if ctx.env.vm_addresses else None
+    return win_verdicts.portproxy(facts, vm, set(await ctx.relay_ports()))
+
+
+@check("windows.port-owner", "Who holds each WSL port on Windows", applies=needs_windows)
+async def port_owner(ctx: Context) -> list[Finding]:
+    ports = await ctx.relay_ports()
+    if not ports:
+        return [skip("No WSL listener for WSL's relay to forward")]
+    return win_verdicts.port_owners(ports, await ctx.windows())
+
+
+@check("windows.reach", "Windows localhost reaches each WSL port", applies=needs_windows)
+async def windows_reach(ctx: Context) -> list[Finding]:
+    ports = await ctx.relay_ports()
+    if not ports:
+        return [skip("No WSL listener for WSL's relay to forward")]
+    return win_verdicts.windows_reach(ports, await ctx.windows())
+
+
+@check("windows.firewall", "The Hyper-V firewall's inbound setting", applies=needs_windows)
+async def firewall(ctx: Context) -> list[Finding]:
+    facts = await ctx.windows()
+    return win_verdicts.hyperv_firewall(ctx.env.networking_mode, facts)

@@ -1,0 +1,121 @@
+"""The Windows side's facts, gathered once per run (natively on Windows, through interop
+from WSL): reserved port ranges, portproxy rules, who listens on which port, and one
+PowerShell call that tries localhost:PORT from Windows and reads the Hyper-V firewall.
+Everything runs at once; PowerShell, the slowest (0.3-1 s to start), is started first."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from wslnet import system
+from wslnet.facts import Problem
+from wslnet.facts import windows as win
+
+HYPERV_VM = "{40E0AC32-46A5-438A-A0B2-2B479E8F2E90}"
+TIMEOUT = 1.6  # seconds any one Windows tool gets: the run stays under 2 s
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """What one Windows command said, kept for the evidence of an unreadable answer."""
+
+    argv: tuple[str, ...]
+    code: int
+    text: str
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def failed(self) -> str | None:
+        if self.code == 0:
+            return None
+        why = {127: "not found", 124: "no answer in time", 126: "could not be started"}
+        return f"{' '.join(self.argv)}: {why.get(self.code, f'exit code {self.code}')}"
+
+
+@dataclass
+class WindowsFacts:
+    excluded: list[win.Excluded] = field(default_factory=list)
+    portproxy: list[win.PortProxy] = field(default_factory=list)
+    sockets: list[win.WinSocket] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)
+    reach: dict[int, tuple[bool, str]] = field(default_factory=dict)  # port: (reached, why)
+    hyperv: dict[str, object] | None = None
+    outputs: dict[str, ToolOutput] = field(default_factory=dict)  # by tool: netsh, netstat...
+
+    def owner(self, port: int) -> tuple[int, str] | None:
+        """(pid, program) listening on TCP `port` on Windows, if any."""
+        for s in self.sockets:
+            if s.proto == "tcp" and s.port == port:
+                return s.pid, self.names.get(s.pid, "?")
+        return None
+
+
+def powershell_script(ports: list[int]) -> str:
+    """Tries every port at once with a short timeout, reads the Hyper-V firewall; prints
+    one JSON object (UTF-8 first: the console's code page would mangle it)."""
+    plist = ",".join(str(p) for p in ports) or "@()"
+    return (
+        "[Console]::OutputEncoding=[Text.Encoding]::UTF8;$ErrorActionPreference='SilentlyContinue';"
+        f"$ports=@({plist});$tasks=@{{}};"
+        "foreach($p in $ports){$c=New-Object Net.Sockets.TcpClient;"
+        "$tasks[$p]=@($c,$c.ConnectAsync('127.0.0.1',$p))};"
+        "Start-Sleep -Milliseconds 500;"
+        "$reach=foreach($p in $ports){$c,$t=$tasks[$p];"
+        "$e=if($t.Exception){$t.Exception.InnerException.Message}else{''};"
+        "[pscustomobject]@{Port=$p;Reached=($t.IsCompleted -and $c.Connected);Error=$e};"
+        "$c.Close()};"
+        f"$hv=Get-NetFirewallHyperVVMSetting -PolicyStore ActiveStore -Name '{HYPERV_VM}' |"
+        " Select-Object Enabled,DefaultInboundAction,DefaultOutboundAction;"
+        "[pscustomobject]@{Reach=@($reach);HyperV=$hv}|ConvertTo-Json -Compress -Depth 4"
+    )
+
+
+def _run(name: str, args: list[str], timeout: float = TIMEOUT) -> ToolOutput:
+    code, out, _ = system.windows_exe(name, args, timeout)
+    return ToolOutput((name, *args), code, out)
+
+
+async def gather(ports: list[int]) -> WindowsFacts:
+    ps_args = ["-NoProfile", "-NonInteractive", "-Command", powershell_script(ports)]
+    excluded = ["interface", "ipv4", "show", "excludedportrange"]
+    calls = {
+        "powershell": ("powershell.exe", ps_args),
+        "excluded-tcp": ("netsh.exe", [*excluded, "protocol=tcp"]),
+        "excluded-udp": ("netsh.exe", [*excluded, "protocol=udp"]),
+        "portproxy": ("netsh.exe", ["interface", "portproxy", "show", "all"]),
+        "netstat": ("netstat.exe", ["-ano"]),
+        "tasklist": ("tasklist.exe", ["/fo", "csv", "/nh"]),
+    }  # fmt: skip
+    outputs = await asyncio.gather(*(asyncio.to_thread(_run, n, a) for n, a in calls.values()))
+    facts = WindowsFacts()
+    for key, out in zip(calls, outputs, strict=True):
+        facts.outputs[key] = out
+    for key in ("excluded-tcp", "excluded-udp"):
+        found, probs = win.parse_excluded(facts.outputs[key].text, "udp" if "udp" in key else "tcp")
+        facts.excluded += found
+        facts.outputs[key] = _with(facts.outputs[key], probs)
+    facts.portproxy, probs = win.parse_portproxy(facts.outputs["portproxy"].text)
+    facts.outputs["portproxy"] = _with(facts.outputs["portproxy"], probs)
+    facts.sockets, probs = win.parse_netstat(facts.outputs["netstat"].text)
+    facts.outputs["netstat"] = _with(facts.outputs["netstat"], probs)
+    facts.names, probs = win.parse_tasklist_csv(facts.outputs["tasklist"].text)
+    facts.outputs["tasklist"] = _with(facts.outputs["tasklist"], probs)
+    objects, probs = win.parse_ps_json(facts.outputs["powershell"].text)
+    facts.outputs["powershell"] = _with(facts.outputs["powershell"], probs)
+    if objects:
+        doc = objects[0]
+        reach = doc.get("Reach") or []
+        for item in reach if isinstance(reach, list) else [reach]:
+            if isinstance(item, dict) and isinstance(item.get("Port"), int):
+                facts.reach[int(item["Port"])] = (
+                    item.get("Reached") is True,
+                    str(item.get("Error") or ""),
+                )
+        hyperv = doc.get("HyperV")
+        facts.hyperv = hyperv if isinstance(hyperv, dict) else None
+    return facts
+
+
+def _with(out: ToolOutput, problems: list[Problem]) -> ToolOutput:
+    return ToolOutput(out.argv, out.code, out.text, tuple(problems))
