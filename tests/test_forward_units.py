@@ -15,7 +15,7 @@ from wslnet.cli import cli
 from wslnet.errors import UsageError
 from wslnet.facts import procnet
 from wslnet.forward.control import configfile
-from wslnet.forward.control.auto import AutoForward, parse_snapshot, wanted
+from wslnet.forward.control.auto import AutoForward, wanted
 from wslnet.forward.control.status import RuleStatus, Status, UdpStatus, metrics, render
 from wslnet.forward.core.config import AutoConfig, PortRange, parse_ports
 from wslnet.forward.core.rules import Endpoint, parse_networks
@@ -113,7 +113,7 @@ def test_bad_port_ranges_are_usage_errors(text: str) -> None:
 def test_a_snapshot_is_parsed_file_by_file() -> None:
     header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid"
     line = "   0: 1405120A:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 7 1"
-    entries = parse_snapshot({"tcp": [header, line], "bogus": ["x"]})
+    entries = procnet.parse_snapshot({"tcp": [header, line], "bogus": ["x"]})
     assert [(e.address, e.port) for e in entries] == [("10.18.5.20", 8000)]
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from wslnet import system
-from wslnet.check import win_verdicts, windows_facts
+from wslnet.check import runner, win_verdicts, windows_facts
+from wslnet.check.context import Context, Options
 from wslnet.check.windows_facts import WindowsFacts
+from wslnet.where import Environment
 
 SAMPLES = Path(__file__).parent / "samples"
 NETSTAT = (
@@ -169,3 +171,103 @@ async def test_output_that_cannot_be_read_is_said_with_the_raw_text(
     (reach,) = win_verdicts.windows_reach([5173], facts)
     assert reach.title == "Could not ask Windows for a connection test"
     assert reach.detail.endswith("no answer in time")
+
+
+# -- wslnet check on Windows itself --------------------------------------------------------
+WIN_ENV = Environment("windows", None, "", None, "", "other", None, False)
+INSIDE = (
+    "nat\n@@ eth0\n2: eth0    inet 172.23.14.3/20 brd 172.23.15.255 scope global eth0\n"
+    "@@ tcp\n  sl  local_address rem_address   st\n"
+    "   0: 0100007F:1435 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 1 1\n"
+    "   1: 030E17AC:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 2 1\n"
+)  # 127.0.0.1:5173 (the relay forwards it) and 172.23.14.3:8000 (eth0 only: it does not)
+
+
+@pytest.fixture
+def on_windows(
+    windows: dict[str, tuple[int, str]], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, tuple[int, str]]:
+    answers = windows
+    answers["wsl.exe --version"] = (0, body("win-wsl-version-4.txt"))
+    answers["wsl.exe -l -v"] = (
+        0,
+        body("win-wsl-l-v-1.txt")
+        .replace("* Ubuntu  ", "  Ubuntu  ")
+        .replace("  Ubuntu-20.04", "* Ubuntu-20.04"),
+    )
+    answers["wsl.exe inside"] = (0, INSIDE)
+    answers["netstat.exe"] = (0, NETSTAT.replace("127.0.0.1:3000", "127.0.0.1:9999"))
+    plain = system.windows_exe
+
+    def windows_exe(name: str, args: list[str], timeout: float = 3.0) -> tuple[int, str, str]:
+        if name == "wsl.exe":
+            key = "wsl.exe inside" if "-e" in args else f"wsl.exe {' '.join(args)}"
+            code, out = answers[key]
+            return code, out, ""
+        return plain(name, args, timeout)
+
+    monkeypatch.setattr(system, "windows_exe", windows_exe)
+    monkeypatch.setattr(system, "which", lambda name: None)  # no docker.exe
+    return answers
+
+
+async def test_check_on_windows_runs_windows_checks_and_no_linux_ones(
+    on_windows: dict[str, tuple[int, str]],
+) -> None:
+    findings = await runner.run(runner.select([]), Context(WIN_ENV, Options()))
+    by = {f.id: f for f in findings}
+    for linux in ("dns.resolver", "listeners.bind-address", "proxy.settings", "config.wslconf"):
+        assert by[linux].status == "skip", by[linux]
+    assert not [f for f in findings if "sudo" in f.title + f.detail + str(f.fix)]
+    versions = [f.title for f in findings if f.id == "windows.wsl"]
+    assert versions[0] == "WSL 2.0.9.0, kernel 5.15.133.1-1, Windows 10.0.22631.2715"
+    assert "Ubuntu-20.04 (default): WSL2, Running" in versions
+    listeners = {f.title: f.status for f in findings if f.id == "wsl.listeners"}
+    assert listeners == {
+        "tcp 127.0.0.1:5173: Windows localhost yes": "ok",
+        "tcp 172.23.14.3:8000: Windows localhost no": "warn",
+    }
+    (reach,) = [f for f in findings if f.id == "windows.reach"]
+    assert reach.title == "Windows localhost:5173 reaches the WSL listener"
+    assert [f.status for f in findings if f.id == "windows.docker"] == ["skip"]
+
+
+async def test_a_stopped_distribution_is_not_booted_and_says_so(
+    on_windows: dict[str, tuple[int, str]],
+) -> None:
+    on_windows["wsl.exe -l -v"] = (0, "  NAME   STATE    VERSION\r\n* Debian Stopped  2\r\n")
+    findings = await runner.run(
+        runner.select(["windows.wsl", "wsl.listeners"]), Context(WIN_ENV, Options())
+    )
+    titles = [f.title for f in findings]
+    assert (
+        "Debian (default): WSL2, Stopped: not started by this check (--boot would start it)"
+        in titles
+    )
+    assert "Debian is not running: its listeners are not read (--boot starts it)" in titles
+
+
+def test_ip_wsl_on_windows_asks_wsl_exe_and_never_boots_by_itself(
+    on_windows: dict[str, tuple[int, str]],
+) -> None:
+    from wslnet.hostaddr import find_wsl
+
+    found = find_wsl(WIN_ENV)
+    assert (found.address, found.source) == (
+        "172.23.14.3",
+        "wsl.exe -d Ubuntu-20.04 -e ip -4 -o addr show dev eth0",
+    )
+    on_windows["wsl.exe -l -v"] = (0, "  NAME   STATE    VERSION\r\n* Debian Stopped  2\r\n")
+    stopped = find_wsl(WIN_ENV)
+    assert (stopped.address, stopped.why_none) == (
+        None,
+        "Debian is not running (wslnet ip wsl --boot starts it)",
+    )
+
+
+def test_docker_verdicts() -> None:
+    (linux,) = win_verdicts.docker(0, "linux|Docker Desktop", False)
+    assert linux.title == "Docker (Docker Desktop) publishes ports on Windows localhost"
+    wincontainers, toolbox = win_verdicts.docker(0, "windows|Windows Server", True)
+    assert "Windows containers" in wincontainers.title
+    assert toolbox.fix is not None and toolbox.fix.commands == ["docker-machine ip"]

@@ -338,6 +338,11 @@ def status(as_json: bool, api: str | None) -> None:
 @click.option(
     "--report", is_flag=True, help="Markdown for a bug report: versions, settings, evidence."
 )
+@click.option(
+    "--boot",
+    is_flag=True,
+    help="On Windows: start a stopped WSL distribution to read its mode and listeners.",
+)
 @click.option("--target", multiple=True, help="Also measure the path MTU to this address.")
 def check(
     ids: tuple[str, ...],
@@ -350,6 +355,7 @@ def check(
     timeout: float,
     no_raw: bool,
     report: bool,
+    boot: bool,
     target: tuple[str, ...],
 ) -> None:
     """Diagnose WSL networking: every finding with its fix.
@@ -370,7 +376,7 @@ def check(
         return
     selected = runner.select(list(ids))
     env = detect()
-    options = Options(list(host_port), port, wslconfig, timeout, not no_raw, list(target))
+    options = Options(list(host_port), port, wslconfig, timeout, not no_raw, list(target), boot)
 
     context = Context(env, options)
 
@@ -411,13 +417,13 @@ def ip() -> None:
     """Addresses for scripts: the Windows host, the WSL VM."""
 
 
-def _print_address(which: str, as_json: bool) -> None:
+def _print_address(which: str, as_json: bool, boot: bool = False) -> None:
     from wslnet import hostaddr
     from wslnet.contract import document, dumps
     from wslnet.where import detect
 
     env = detect()
-    found = hostaddr.find_host(env) if which == "host" else hostaddr.find_wsl(env)
+    found = hostaddr.find_host(env) if which == "host" else hostaddr.find_wsl(env, boot)
     if as_json:
         click.echo(dumps(document(**found.as_json())))
     elif found.address:
@@ -437,9 +443,10 @@ def ip_host(as_json: bool) -> None:
 
 @ip.command("wsl")
 @click.option("--json", "as_json", is_flag=True, help="Every candidate, with its verdict.")
-def ip_wsl(as_json: bool) -> None:
-    """The address Windows would use to reach this WSL instance."""
-    _print_address("wsl", as_json)
+@click.option("--boot", is_flag=True, help="On Windows: start WSL if it is not running.")
+def ip_wsl(as_json: bool, boot: bool) -> None:
+    """The address Windows would use to reach WSL (on Windows: asked through wsl.exe)."""
+    _print_address("wsl", as_json, boot)
 
 
 @cli.command()

@@ -135,8 +135,39 @@ def find_host(env: Environment) -> HostAddress:
     return HostAddress(chosen.address, chosen.source, candidates)
 
 
-def find_wsl(env: Environment) -> HostAddress:
+def wsl_from_windows(boot: bool = False) -> HostAddress:
+    """On Windows: the default distribution's eth0 address, asked through wsl.exe (which
+    boots a stopped distribution, so only with `boot`)."""
+    from wslnet.facts import ipaddr
+    from wslnet.facts import windows as win
+
+    code, out, err = system.windows_exe("wsl.exe", ["-l", "-v"], 5.0)
+    if code != 0:
+        return HostAddress(None, None, [], f"wsl.exe -l -v: {err.strip() or f'exit code {code}'}")
+    distros, _ = win.parse_wsl_list(out)
+    default = next((d for d in distros if d.default), None)
+    if default is None:
+        return HostAddress(None, None, [], "no WSL distribution is installed (wsl --install)")
+    if not default.running and not boot:
+        why = f"{default.name} is not running (wslnet ip wsl --boot starts it)"
+        return HostAddress(None, None, [], why)
+    argv = ["-d", default.name, "-e", "ip", "-4", "-o", "addr", "show", "dev", "eth0"]
+    code, out, err = system.windows_exe("wsl.exe", argv, 15.0 if boot else 5.0)
+    addrs, _ = ipaddr.parse_oneline(out) if code == 0 else ([], [])
+    found = [a.address for a in addrs if a.family == "inet"]
+    if not found:
+        return HostAddress(
+            None, None, [], f"{default.name}: eth0 has no IPv4 address ({err.strip()})"
+        )
+    source = f"wsl.exe -d {default.name} -e ip -4 -o addr show dev eth0"
+    c = Candidate(found[0], source, f"{default.name}'s NAT address", True)
+    return HostAddress(found[0], source, [c])
+
+
+def find_wsl(env: Environment, boot: bool = False) -> HostAddress:
     """The address Windows would use to reach this WSL instance."""
+    if env.kind == "windows":
+        return wsl_from_windows(boot)
     if not env.in_wsl:
         return HostAddress(None, None, [], f"not running in WSL ({env.kind})")
     if env.networking_mode in ("mirrored", "wsl1"):

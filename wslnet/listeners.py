@@ -140,41 +140,47 @@ def _in_container(entry: procnet.SocketEntry) -> Reachability:
     return Reachability("if-published", why, False, fix)
 
 
+def from_entries(
+    entries: list[procnet.SocketEntry],
+    mode: str | None,
+    forwarding: bool,
+    vm_addrs: list[str],
+    container: bool = False,
+    owners: dict[int, tuple[int, str]] | None = None,
+) -> list[Listener]:
+    """The verdicts on the listening sockets among `entries` (pure)."""
+    out: list[Listener] = []
+    for e in entries:
+        if not e.listening:
+            continue
+        r = judge(e, mode, forwarding, vm_addrs, container)
+        pid, proc = (owners or {}).get(e.inode, (None, None))
+        lan = False  # WSL's relay listens on Windows loopback only
+        out.append(
+            Listener(
+                e.proto, e.family, e.address, e.port, pid, proc,
+                r.windows_localhost, r.reason, r.vm_address, lan, r.fix,
+            )
+        )  # fmt: skip
+    out.sort(key=lambda x: (x.port, x.proto, x.family, x.address))
+    return out
+
+
 def collect(
     mode: str | None, forwarding: bool, vm_addrs: list[str], container: bool = False
 ) -> tuple[list[Listener], list[Problem]]:
-    owners = system.socket_owners()
-    out: list[Listener] = []
+    """This system's listeners, read from /proc/net, with their verdicts."""
+    entries: list[procnet.SocketEntry] = []
     problems: list[Problem] = []
     for proto, family, name in FILES:
         text = system.read_text(f"/proc/net/{name}")
         if text is None:
             continue
-        entries, probs = procnet.parse(text, proto, family)  # type: ignore[arg-type]
+        found, probs = procnet.parse(text, proto, family)  # type: ignore[arg-type]
+        entries += found
         problems += [Problem(p.line, p.text, f"/proc/net/{name}: {p.why}") for p in probs]
-        for e in entries:
-            if not e.listening:
-                continue
-            r = judge(e, mode, forwarding, vm_addrs, container)
-            pid, proc = owners.get(e.inode, (None, None))
-            lan = False  # WSL's relay listens on Windows loopback only
-            out.append(
-                Listener(
-                    e.proto,
-                    e.family,
-                    e.address,
-                    e.port,
-                    pid,
-                    proc,
-                    r.windows_localhost,
-                    r.reason,
-                    r.vm_address,
-                    lan,
-                    r.fix,
-                )
-            )
-    out.sort(key=lambda x: (x.port, x.proto, x.family, x.address))
-    return out, problems
+    owners = system.socket_owners()
+    return from_entries(entries, mode, forwarding, vm_addrs, container, owners), problems
 
 
 def render_table(found: list[Listener]) -> str:

@@ -238,3 +238,7 @@ def interop_status(in_wsl: bool) -> str | None:
             "appendWindowsPath=false in /etc/wsl.conf)"
         )
     return None
+
+
+def which(name: str) -> str | None:
+    return shutil.which(name)

@@ -37,7 +37,11 @@ async def environment(ctx: Context) -> list[Finding]:
     return verdicts.environment(ctx.env)
 
 
-@check("config.wslconfig", "%UserProfile%\\.wslconfig as WSL reads it", applies=needs_wsl)
+def wsl_or_windows(ctx: Context) -> str | None:
+    return None if ctx.env.kind == "windows" else needs_wsl(ctx)
+
+
+@check("config.wslconfig", "%UserProfile%\\.wslconfig as WSL reads it", applies=wsl_or_windows)
 async def wslconfig_file(ctx: Context) -> list[Finding]:
     path, conf = await ctx.wslconfig()
     return verdicts.wslconfig_file(path, conf)

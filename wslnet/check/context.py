@@ -10,11 +10,11 @@ from wslnet import system
 from wslnet.facts import Problem, neigh, route
 from wslnet.facts.wslconfig import WslConfig, parse
 from wslnet.hostaddr import HostAddress, find_host
-from wslnet.listeners import Listener, collect
+from wslnet.listeners import Listener, collect, from_entries
 from wslnet.where import Environment
 
 if TYPE_CHECKING:
-    from wslnet.check.windows_facts import WindowsFacts
+    from wslnet.check.windows_facts import WindowsFacts, WslFacts
 
 _RELAYED = ("yes", "ipv6-only")  # what WSL's relay listens for on Windows
 
@@ -58,6 +58,7 @@ class Options:
     probe_timeout: float = 1.0
     raw: bool = True  # --no-raw turns packet-level probes off
     targets: list[str] = field(default_factory=list)  # more path-MTU destinations
+    boot: bool = False  # --boot: on Windows, start a stopped distribution to look inside
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Context:
     arp: object | None = None  # the host's ARP answer, once a raw check asked (raw_checks)
     _listeners: tuple[list[Listener], list[Problem]] | None = None
     _windows: WindowsFacts | None = None
+    _wsl: WslFacts | None = None
 
     def lock(self, name: str) -> asyncio.Lock:
         """One lock per fact, so a fact several checks need is gathered once."""
@@ -86,7 +88,10 @@ class Context:
         async with self._lock:
             if self._wslconfig is None:
                 path = self.options.wslconfig
-                if path is None and self.env.in_wsl:
+                if path is None and self.env.kind == "windows":
+                    profile = system.env("USERPROFILE")
+                    path = f"{profile}\\.wslconfig" if profile else None
+                elif path is None and self.env.in_wsl:
                     profile = await asyncio.to_thread(system.windows_userprofile)
                     path = f"{profile}/.wslconfig" if profile else None
                 text = system.read_text(path) if path else None
@@ -94,17 +99,37 @@ class Context:
             return self._wslconfig
 
     async def listeners(self) -> tuple[list[Listener], list[Problem]]:
-        """This system's listening sockets with their verdicts, read once per run."""
+        """WSL's listening sockets with their verdicts, read once per run: from /proc
+        here, or on Windows through wsl.exe when the default distribution runs."""
         async with self.lock("listeners"):
             if self._listeners is None:
-                _, conf = await self.wslconfig() if self.env.in_wsl else (None, None)
-                forwarding = not (
-                    conf is not None and conf.flag("wsl2.localhostForwarding") is False
-                )
-                mode = self.env.networking_mode if self.env.in_wsl else None
-                container = self.env.kind == "container"
-                self._listeners = collect(mode, forwarding, self.env.vm_addresses, container)
+                in_wsl = self.env.in_wsl or self.env.kind == "windows"
+                _, conf = await self.wslconfig() if in_wsl else (None, None)
+                off = conf is not None and conf.flag("wsl2.localhostForwarding") is False
+                if self.env.kind == "windows":
+                    wsl = await self.wsl()
+                    found = from_entries(wsl.entries, wsl.mode or "nat", not off, wsl.vm_addresses)
+                    self._listeners = (found, [])
+                else:
+                    mode = self.env.networking_mode if self.env.in_wsl else None
+                    container = self.env.kind == "container"
+                    vm = self.env.vm_addresses
+                    self._listeners = collect(mode, not off, vm, container)
             return self._listeners
+
+    async def wsl(self) -> WslFacts:
+        """WSL as Windows sees it (wsl.exe), gathered once; never boots it unless --boot."""
+        from wslnet.check import windows_facts
+
+        async with self.lock("wsl"):
+            if self._wsl is None:
+                self._wsl = await windows_facts.gather_wsl(self.options.boot)
+            return self._wsl
+
+    async def vm_addresses(self) -> list[str]:
+        if self.env.kind == "windows":
+            return (await self.wsl()).vm_addresses
+        return self.env.vm_addresses
 
     async def relay_ports(self) -> list[int]:
         """The TCP ports WSL's relay should forward to Windows localhost (NAT mode)."""

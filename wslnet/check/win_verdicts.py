@@ -6,8 +6,9 @@ from __future__ import annotations
 import ipaddress
 
 from wslnet.check.model import Finding, Fix, fail, info, ok, warn
-from wslnet.check.windows_facts import HYPERV_VM, ToolOutput, WindowsFacts
+from wslnet.check.windows_facts import HYPERV_VM, ToolOutput, WindowsFacts, WslFacts
 from wslnet.facts.windows import firewall_action
+from wslnet.facts.wslconfig import WslConfig
 
 PortKey = tuple[str, int]  # ("tcp" | "udp", port)
 
@@ -216,3 +217,91 @@ def hyperv_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
             )
         ]
     return [ok(f"Hyper-V firewall: inbound {inbound or 'not set'}", evidence=dict(facts.hyperv))]
+
+
+def wsl_status(wsl: WslFacts, conf: WslConfig | None, boot: bool) -> list[Finding]:
+    """Versions, distributions (stopped ones stay stopped) and the networking mode."""
+    findings: list[Finding] = []
+    bad = unreadable("WSL's distributions", wsl.outputs["list"])
+    if bad is not None:
+        return [bad]
+    v = wsl.version
+    if v.wsl is None:
+        findings.append(
+            warn(
+                "wsl.exe --version is not understood: this is the WSL built into Windows",
+                detail="mirrored networking, DNS tunnelling and the Hyper-V firewall need "
+                "the WSL from the Store",
+                fix=Fix("update WSL", ["wsl --update"]),
+            )
+        )
+    else:
+        findings.append(
+            info(
+                f"WSL {v.wsl}, kernel {v.kernel or '?'}, Windows {v.windows or '?'}",
+                evidence={"lines": list(v.lines)},
+            )
+        )
+    for d in wsl.distros:
+        mark = " (default)" if d.default else ""
+        state = d.state
+        if d.default and not d.running and not boot:
+            state += ": not started by this check (--boot would start it)"
+        why = "; WSL1 shares Windows' network stack" if d.version == 1 else ""
+        findings.append(info(f"{d.name}{mark}: WSL{d.version}, {state}{why}"))
+    if not wsl.distros:
+        findings.append(
+            warn("No WSL distribution is installed", fix=Fix("install one", ["wsl --install"]))
+        )
+    wanted = None
+    if conf is not None:
+        wanted = conf.get("wsl2.networkingMode") or conf.get("experimental.networkingMode")
+    if wsl.mode is not None and wanted and wanted.lower() != wsl.mode:
+        findings.append(
+            warn(
+                f".wslconfig asks for {wanted} networking but {wsl.mode} is running",
+                detail="WSL falls back to NAT when mirrored mode's requirements are not met, "
+                "or the file changed since the VM started",
+                fix=Fix("restart WSL so the file applies", ["wsl --shutdown"]),
+            )
+        )
+    elif wsl.mode is not None:
+        findings.append(
+            ok(
+                f"Networking mode {wsl.mode} (wslinfo in "
+                f"{wsl.default.name if wsl.default else 'WSL'})"
+            )
+        )
+    return findings
+
+
+def docker(code: int, out: str, toolbox: bool) -> list[Finding]:
+    """Which Docker serves `docker` here, and where its published ports land."""
+    findings = []
+    os_type, _, name = out.strip().partition("|")
+    if code != 0:
+        findings.append(info("Docker is installed but its engine does not answer (not started?)"))
+    elif os_type == "windows":
+        findings.append(
+            info(
+                "Docker runs Windows containers: WSL forwarding does not apply to them",
+                detail="switch Docker Desktop to Linux containers to use the WSL 2 backend",
+            )
+        )
+    else:
+        findings.append(
+            info(
+                f"Docker ({name or 'Linux containers'}) publishes ports on Windows localhost",
+                detail="published ports belong to com.docker.backend.exe on Windows; they "
+                "do not go through WSL's relay",
+            )
+        )
+    if toolbox:
+        findings.append(
+            info(
+                "Docker Toolbox (docker-machine) publishes ports on its VM's own address, "
+                "never on localhost",
+                fix=Fix("ask for that address", ["docker-machine ip"]),
+            )
+        )
+    return findings

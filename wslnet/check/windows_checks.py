@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from wslnet import system
-from wslnet.check import win_verdicts
+from wslnet.check import verdicts, win_verdicts
 from wslnet.check.context import Context
 from wslnet.check.model import Finding, check, skip
 
@@ -30,7 +30,8 @@ async def excluded_ports(ctx: Context) -> list[Finding]:
 @check("windows.portproxy", "netsh portproxy rules (stale ones, conflicts)", applies=needs_windows)
 async def portproxy(ctx: Context) -> list[Finding]:
     facts = await ctx.windows()
-    vm = ctx.env.vm_addresses[0] if ctx.env.vm_addresses else None
+    addresses = await ctx.vm_addresses()
+    vm = addresses[0] if addresses else None
     return win_verdicts.portproxy(facts, vm, set(await ctx.relay_ports()))
 
 
@@ -54,3 +55,35 @@ async def windows_reach(ctx: Context) -> list[Finding]:
 async def firewall(ctx: Context) -> list[Finding]:
     facts = await ctx.windows()
     return win_verdicts.hyperv_firewall(ctx.env.networking_mode, facts)
+
+
+def on_windows(ctx: Context) -> str | None:
+    return None if ctx.env.kind == "windows" else f"runs on Windows (this is {ctx.env.kind})"
+
+
+@check("windows.wsl", "WSL as Windows sees it: version, distributions, mode", applies=on_windows)
+async def wsl_status(ctx: Context) -> list[Finding]:
+    _, conf = await ctx.wslconfig()
+    return win_verdicts.wsl_status(await ctx.wsl(), conf, ctx.options.boot)
+
+
+@check("wsl.listeners", "Can Windows reach each WSL listener?", applies=on_windows)
+async def wsl_listeners(ctx: Context) -> list[Finding]:
+    wsl = await ctx.wsl()
+    if not wsl.read_inside:
+        name = wsl.default.name if wsl.default else "the default distribution"
+        return [skip(f"{name} is not running: its listeners are not read (--boot starts it)")]
+    found, problems = await ctx.listeners()
+    return verdicts.listeners(found, problems, ctx.options.port, wsl.mode or "nat")
+
+
+@check("windows.docker", "Where Docker publishes ports", applies=needs_windows)
+async def docker(ctx: Context) -> list[Finding]:
+    import asyncio
+
+    if system.which("docker.exe") is None:
+        return [skip("Docker is not installed on Windows (no docker.exe)")]
+    code, out, _ = await asyncio.to_thread(
+        system.windows_exe, "docker.exe", ["info", "--format", "{{.OSType}}|{{.OperatingSystem}}"]
+    )
+    return win_verdicts.docker(code, out, system.which("docker-machine.exe") is not None)

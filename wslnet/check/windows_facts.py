@@ -9,8 +9,9 @@ import asyncio
 from dataclasses import dataclass, field
 
 from wslnet import system
-from wslnet.facts import Problem
+from wslnet.facts import Problem, ipaddr, procnet
 from wslnet.facts import windows as win
+from wslnet.where import MODES
 
 HYPERV_VM = "{40E0AC32-46A5-438A-A0B2-2B479E8F2E90}"
 TIMEOUT = 1.6  # seconds any one Windows tool gets: the run stays under 2 s
@@ -119,3 +120,57 @@ async def gather(ports: list[int]) -> WindowsFacts:
 
 def _with(out: ToolOutput, problems: list[Problem]) -> ToolOutput:
     return ToolOutput(out.argv, out.code, out.text, tuple(problems))
+
+
+@dataclass
+class WslFacts:
+    """WSL as Windows sees it: versions, distributions, and (only when the default
+    distribution already runs, or with --boot) its networking mode and listeners."""
+
+    version: win.WslVersion
+    distros: list[win.Distro]
+    outputs: dict[str, ToolOutput]
+    default: win.Distro | None = None
+    mode: str | None = None  # from wslinfo inside the distribution
+    vm_addresses: list[str] = field(default_factory=list)
+    entries: list[procnet.SocketEntry] = field(default_factory=list)
+    read_inside: bool = False  # the distribution was asked (it ran, or --boot started it)
+
+
+def inside_script() -> str:
+    """One command through wsl.exe: the mode, eth0's address, the /proc/net files."""
+    return (
+        "wslinfo --networking-mode 2>/dev/null || echo unknown; echo '@@ eth0'; "
+        f"ip -4 -o addr show dev eth0 2>/dev/null; {procnet.SNAPSHOT_SCRIPT}"
+    )
+
+
+async def gather_wsl(boot: bool) -> WslFacts:
+    version, listing = await asyncio.gather(
+        asyncio.to_thread(_run, "wsl.exe", ["--version"]),
+        asyncio.to_thread(_run, "wsl.exe", ["-l", "-v"]),  # answers without booting
+    )
+    distros, probs = win.parse_wsl_list(listing.text)
+    facts = WslFacts(
+        win.parse_wsl_version(version.text),
+        distros,
+        {"version": version, "list": _with(listing, probs)},
+        next((d for d in distros if d.default), None),
+    )
+    d = facts.default
+    if d is None or d.version != 2 or not (d.running or boot):
+        return facts
+    inside = await asyncio.to_thread(
+        _run, "wsl.exe", ["-d", d.name, "-e", "sh", "-c", inside_script()], 6.0 if boot else TIMEOUT
+    )
+    facts.outputs["inside"] = inside
+    if inside.code != 0:
+        return facts
+    first, _, rest = inside.text.partition("\n")
+    facts.mode = first.strip() if first.strip() in MODES else None
+    sections = procnet.split_sections(rest)
+    addrs, _ = ipaddr.parse_oneline("\n".join(sections.get("eth0", [])))
+    facts.vm_addresses = [a.address for a in addrs if a.family == "inet"]
+    facts.entries = procnet.parse_snapshot(sections)
+    facts.read_inside = True
+    return facts

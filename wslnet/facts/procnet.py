@@ -84,3 +84,38 @@ def parse(text: str, proto: Proto, family: Family) -> tuple[list[SocketEntry], l
         except (ValueError, OSError, struct.error) as exc:
             problems.append(Problem(number, line, f"unreadable socket line ({exc})"))
     return entries, problems
+
+
+# The /proc/net files by name: what `wslnet listeners` reads, and what one shell command
+# through wsl.exe prints between "@@ NAME" markers (auto-forward, check on Windows).
+FILES: dict[str, tuple[Proto, Family]] = {
+    "tcp": ("tcp", "ipv4"),
+    "tcp6": ("tcp", "ipv6"),
+    "udp": ("udp", "ipv4"),
+    "udp6": ("udp", "ipv6"),
+}
+SNAPSHOT_SCRIPT = 'for f in tcp tcp6 udp udp6; do echo "@@ $f"; cat /proc/net/$f 2>/dev/null; done'
+
+
+def split_sections(text: str) -> dict[str, list[str]]:
+    """The lines under each "@@ NAME" marker."""
+    parts: dict[str, list[str]] = {}
+    name: str | None = None
+    for line in text.splitlines():
+        if line.startswith("@@ "):
+            name = line[3:].strip()
+            parts[name] = []
+        elif name is not None:
+            parts[name].append(line)
+    return parts
+
+
+def parse_snapshot(parts: dict[str, list[str]]) -> list[SocketEntry]:
+    """The /proc/net files of one snapshot, parsed file by file."""
+    entries: list[SocketEntry] = []
+    for fname, lines in parts.items():
+        if fname in FILES:
+            proto, family = FILES[fname]
+            found, _ = parse("\n".join(lines), proto, family)
+            entries += found
+    return entries

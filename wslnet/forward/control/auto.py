@@ -19,17 +19,8 @@ from wslnet.forward.core.resolve import ResolveError
 from wslnet.forward.core.rules import LOOPBACK, WSL, Endpoint, Network, Proto, Rule
 from wslnet.forward.core.server import Forwarder
 
-FILES: dict[str, tuple[procnet.Proto, procnet.Family]] = {
-    "tcp": ("tcp", "ipv4"),
-    "tcp6": ("tcp", "ipv6"),
-    "udp": ("udp", "ipv4"),
-    "udp6": ("udp", "ipv6"),
-}
 POLL = 0.25
-_SCRIPT = (
-    'while :; do for f in tcp tcp6 udp udp6; do echo "@@ $f"; cat /proc/net/$f 2>/dev/null;'
-    f" done; echo '@@ end'; sleep {POLL}; done"
-)
+_SCRIPT = f"while :; do {procnet.SNAPSHOT_SCRIPT}; echo '@@ end'; sleep {POLL}; done"
 
 
 def wanted(
@@ -46,17 +37,6 @@ def wanted(
         elif e.proto == "tcp" and (e.address in vm_addrs or (lan and anyaddr)):
             out.add(("tcp", e.port))
     return out
-
-
-def parse_snapshot(parts: dict[str, list[str]]) -> list[procnet.SocketEntry]:
-    """The /proc/net files of one snapshot, as the listeners parser reads them."""
-    entries: list[procnet.SocketEntry] = []
-    for fname, lines in parts.items():
-        if fname in FILES:
-            proto, family = FILES[fname]
-            found, _ = procnet.parse("\n".join(lines), proto, family)
-            entries += found
-    return entries
 
 
 class AutoForward:
@@ -128,7 +108,7 @@ class AutoForward:
                 parts[name].append(line)
 
     async def _snapshot(self, parts: dict[str, list[str]]) -> None:
-        entries = parse_snapshot(parts)
+        entries = procnet.parse_snapshot(parts)
         try:
             vm = {a[1][0] for a in await self.fwd.resolver.resolve(Endpoint(self.target_host, 1))}
         except ResolveError as exc:
