@@ -271,3 +271,40 @@ def test_docker_verdicts() -> None:
     wincontainers, toolbox = win_verdicts.docker(0, "windows|Windows Server", True)
     assert "Windows containers" in wincontainers.title
     assert toolbox.fix is not None and toolbox.fix.commands == ["docker-machine ip"]
+
+
+async def test_the_windows_firewall_profile_of_wsls_adapter_without_a_rule(
+    windows: dict[str, tuple[int, str]],
+) -> None:
+    doc = json.loads(POWERSHELL)
+    doc.update(
+        WslProfile=0,
+        Profiles=[{"Name": "Public", "Enabled": True, "DefaultInboundAction": 4}],
+        WslRules=0,
+    )
+    windows["powershell.exe"] = (0, json.dumps(doc))
+    facts = await facts_for(windows, [])
+    blocked, hyperv = win_verdicts.windows_firewall("nat", facts)
+    assert blocked.status == "warn"
+    assert blocked.title.startswith("vEthernet (WSL) is in the Public firewall profile")
+    assert blocked.fix is not None and "New-NetFirewallRule" in blocked.fix.commands[0]
+    assert hyperv.status == "ok"  # the Hyper-V firewall's block matters in mirrored mode only
+    doc["WslRules"] = 1
+    windows["powershell.exe"] = (0, json.dumps(doc))
+    admitted, _ = win_verdicts.windows_firewall("nat", await facts_for(windows, []))
+    assert admitted.status == "ok" and "1 rules admit WSL" in admitted.title
+
+
+async def test_the_ports_of_a_configured_forwarder_are_checked_against_reserved_ranges(
+    on_windows: dict[str, tuple[int, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "wslnet"
+    folder.mkdir()
+    (folder / "forward.toml").write_text('[[forward]]\nlisten = "56700"\ntarget = "wsl:3000"\n')
+    monkeypatch.setenv("APPDATA", str(tmp_path))
+    findings = await runner.run(
+        runner.select(["windows.excluded-ports"]), Context(WIN_ENV, Options())
+    )
+    assert [f.title for f in findings if f.status == "fail"] == [
+        "TCP port 56700 is reserved by Windows (range 56638-56737)"
+    ]

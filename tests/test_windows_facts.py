@@ -159,3 +159,21 @@ def test_garbage_never_raises(text: str) -> None:
 def test_truncated_powershell_json_is_a_problem_not_a_crash() -> None:
     objects, problems = w.parse_ps_json('[{"LocalPort": 3000, "Own')
     assert objects == [] and problems and problems[0].why.startswith("not JSON")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.glob("win-*.txt")))
+def test_every_windows_sample_goes_through_every_parser_without_raising(name: str) -> None:
+    text = body(name)
+    for parse in (w.parse_excluded, w.parse_portproxy, w.parse_netstat, w.parse_wsl_list):
+        found, problems = parse(text)  # type: ignore[operator]
+        assert isinstance(found, list) and isinstance(problems, list)
+    w.parse_tasklist_csv(text)
+    w.parse_wsl_version(text)
+    w.parse_ps_json(text)
+
+
+def test_samples_of_other_tools_are_not_mistaken_for_the_tools_wslnet_reads() -> None:
+    ipconfig = body("win-ipconfig-vethernet-wsl-2-ja.txt")
+    assert w.parse_portproxy(ipconfig)[0] == [] and w.parse_wsl_list(ipconfig)[0] == []
+    status = body("win-wsl-status-3.txt")  # "Default Version: 2" is not a version number
+    assert w.parse_wsl_version(status).wsl is None

@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers import ForwarderProcess, assert_schema
 from tests.lab import WSL_IP, Lab
-from tests.scenarios import Vm
+from tests.scenarios import Vm, mirrored
 
 pytestmark = pytest.mark.lab
 
@@ -217,3 +217,13 @@ def test_without_interop_the_windows_checks_skip_and_say_why(vm: Vm) -> None:
     assert code == 0, err
     assert {f["status"] for f in doc["findings"]} == {"skip"}
     assert "interop off" in doc["findings"][0]["detail"]
+
+
+def test_the_hyperv_firewall_blocking_inbound_in_mirrored_mode(vm: Vm, windows: Windows) -> None:
+    windows.write(hyperv={"Enabled": True, "DefaultInboundAction": 4})  # PS 5.1 prints 4
+    with mirrored(vm.lab):
+        doc = windows_check(vm, windows)
+    (fw,) = by_id(doc, "windows.firewall")
+    assert fw["status"] == "warn"
+    assert fw["title"] == "The Hyper-V firewall blocks inbound connections to WSL (mirrored mode)"
+    assert fw["fix"]["commands"][0].startswith("Set-NetFirewallHyperVVMSetting")

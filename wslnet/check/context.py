@@ -126,6 +126,27 @@ class Context:
                 self._wsl = await windows_facts.gather_wsl(self.options.boot)
             return self._wsl
 
+    async def forward_ports(self) -> list[tuple[str, int]]:
+        """The ports a configured wslnet forwarder listens on, on Windows: its config
+        file (%APPDATA%\\wslnet\\forward.toml, seen from WSL through /mnt/c)."""
+        from pathlib import Path
+
+        from wslnet.errors import UsageError
+        from wslnet.forward.control import configfile
+
+        if self.env.kind == "windows":
+            path: Path | None = configfile.default_path(windows=True)
+        else:
+            profile = await asyncio.to_thread(system.windows_userprofile)
+            path = Path(profile) / "AppData/Roaming/wslnet/forward.toml" if profile else None
+        if path is None or not path.is_file():
+            return []
+        try:
+            conf = await asyncio.to_thread(configfile.load, path)
+        except UsageError:
+            return []  # the forwarder itself says what is wrong with its file
+        return [(r.proto, r.listen.port) for r in conf.rules if r.listen.port]
+
     async def vm_addresses(self) -> list[str]:
         if self.env.kind == "windows":
             return (await self.wsl()).vm_addresses

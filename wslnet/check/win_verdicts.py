@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 from wslnet.check.model import Finding, Fix, fail, info, ok, warn
+from wslnet.check.verdicts import firewall_fix
 from wslnet.check.windows_facts import HYPERV_VM, ToolOutput, WindowsFacts, WslFacts
 from wslnet.facts.windows import firewall_action
 from wslnet.facts.wslconfig import WslConfig
@@ -191,6 +192,36 @@ def windows_reach(relay_ports: list[int], facts: WindowsFacts) -> list[Finding]:
                 )
             )
     return findings
+
+
+def windows_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
+    """Both firewalls: Windows' (traffic from WSL to Windows services, NAT mode) and the
+    Hyper-V firewall (traffic into WSL, mirrored mode)."""
+    findings = []
+    profile = facts.wsl_profile
+    state = facts.profiles.get(profile or "")
+    if mode != "mirrored" and profile and state is not None:
+        enabled, inbound = state
+        if enabled and inbound in ("Block", "NotConfigured") and facts.wsl_rules == 0:
+            findings.append(
+                warn(
+                    f"vEthernet (WSL) is in the {profile} firewall profile, which blocks "
+                    "inbound traffic, and no rule admits WSL",
+                    detail="Windows services are not reachable from WSL (connections time "
+                    "out) unless a rule allows them",
+                    fix=firewall_fix(),
+                    evidence={"profile": profile, "inbound": inbound, "rules": 0},
+                )
+            )
+        else:
+            rules = facts.wsl_rules if facts.wsl_rules is not None else "?"
+            findings.append(
+                ok(
+                    f"Windows firewall: vEthernet (WSL) is {profile}, inbound {inbound}, "
+                    f"{rules} rules admit WSL"
+                )
+            )
+    return findings + hyperv_firewall(mode, facts)
 
 
 def hyperv_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:

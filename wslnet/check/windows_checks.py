@@ -20,7 +20,9 @@ def needs_windows(ctx: Context) -> str | None:
 @check("windows.excluded-ports", "Ports Windows reserves (Hyper-V, WinNAT)", applies=needs_windows)
 async def excluded_ports(ctx: Context) -> list[Finding]:
     found, _ = await ctx.listeners()
-    ports = sorted({(x.proto, x.port) for x in found if x.windows_localhost != "n/a"})
+    wanted = {(x.proto, x.port) for x in found if x.windows_localhost != "n/a"}
+    wanted |= set(await ctx.forward_ports())  # where a configured forwarder will listen
+    ports = sorted(wanted)
     if ctx.options.port is not None:
         ports = [(p, n) for p, n in ports if n == ctx.options.port] or [("tcp", ctx.options.port)]
     facts = await ctx.windows()
@@ -51,10 +53,13 @@ async def windows_reach(ctx: Context) -> list[Finding]:
     return win_verdicts.windows_reach(ports, await ctx.windows())
 
 
-@check("windows.firewall", "The Hyper-V firewall's inbound setting", applies=needs_windows)
+@check("windows.firewall", "Windows' and the Hyper-V firewall for WSL", applies=needs_windows)
 async def firewall(ctx: Context) -> list[Finding]:
     facts = await ctx.windows()
-    return win_verdicts.hyperv_firewall(ctx.env.networking_mode, facts)
+    mode = ctx.env.networking_mode
+    if ctx.env.kind == "windows":
+        mode = (await ctx.wsl()).mode
+    return win_verdicts.windows_firewall(mode, facts)
 
 
 def on_windows(ctx: Context) -> str | None:

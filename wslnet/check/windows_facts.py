@@ -42,6 +42,9 @@ class WindowsFacts:
     names: dict[int, str] = field(default_factory=dict)
     reach: dict[int, tuple[bool, str]] = field(default_factory=dict)  # port: (reached, why)
     hyperv: dict[str, object] | None = None
+    wsl_profile: str | None = None  # the firewall profile of vEthernet (WSL): Public...
+    profiles: dict[str, tuple[bool, str | None]] = field(default_factory=dict)
+    wsl_rules: int | None = None  # enabled inbound Allow rules that name vEthernet (WSL)
     outputs: dict[str, ToolOutput] = field(default_factory=dict)  # by tool: netsh, netstat...
 
     def owner(self, port: int) -> tuple[int, str] | None:
@@ -55,7 +58,7 @@ class WindowsFacts:
 def powershell_script(ports: list[int]) -> str:
     """Tries every port at once with a short timeout, reads the Hyper-V firewall; prints
     one JSON object (UTF-8 first: the console's code page would mangle it)."""
-    plist = ",".join(str(p) for p in ports) or "@()"
+    plist = ",".join(str(p) for p in ports)
     return (
         "[Console]::OutputEncoding=[Text.Encoding]::UTF8;$ErrorActionPreference='SilentlyContinue';"
         f"$ports=@({plist});$tasks=@{{}};"
@@ -68,7 +71,16 @@ def powershell_script(ports: list[int]) -> str:
         "$c.Close()};"
         f"$hv=Get-NetFirewallHyperVVMSetting -PolicyStore ActiveStore -Name '{HYPERV_VM}' |"
         " Select-Object Enabled,DefaultInboundAction,DefaultOutboundAction;"
-        "[pscustomobject]@{Reach=@($reach);HyperV=$hv}|ConvertTo-Json -Compress -Depth 4"
+        # The profile of WSL's adapter, and the inbound rules that name it.
+        "$ad=Get-NetAdapter -IncludeHidden|?{$_.Name -like 'vEthernet (WSL*'}|Select -First 1;"
+        "$prof=if($ad){(Get-NetConnectionProfile -InterfaceIndex $ad.ifIndex).NetworkCategory};"
+        "$fw=Get-NetFirewallProfile -PolicyStore ActiveStore|"
+        "Select Name,Enabled,DefaultInboundAction;"
+        "$rules=@(Get-NetFirewallInterfaceFilter|?{$_.InterfaceAlias -like 'vEthernet (WSL*'}|"
+        "Get-NetFirewallRule|?{$_.Enabled -eq 'True' -and $_.Direction -eq 'Inbound' -and "
+        "$_.Action -eq 'Allow'}).Count;"
+        '[pscustomobject]@{Reach=@($reach);HyperV=$hv;WslProfile="$prof";Profiles=@($fw);'
+        "WslRules=$rules}|ConvertTo-Json -Compress -Depth 4"
     )
 
 
@@ -115,6 +127,16 @@ async def gather(ports: list[int]) -> WindowsFacts:
                 )
         hyperv = doc.get("HyperV")
         facts.hyperv = hyperv if isinstance(hyperv, dict) else None
+        category = doc.get("WslProfile")
+        facts.wsl_profile = win.network_category(category)
+        profiles = doc.get("Profiles") or []
+        for p in profiles if isinstance(profiles, list) else [profiles]:
+            if isinstance(p, dict) and isinstance(p.get("Name"), str):
+                enabled = p.get("Enabled") in (True, 1, "True")
+                action = win.firewall_action(p.get("DefaultInboundAction"))
+                facts.profiles[str(p["Name"])] = (enabled, action)
+        rules = doc.get("WslRules")
+        facts.wsl_rules = rules if isinstance(rules, int) and not isinstance(rules, bool) else None
     return facts
 
 

@@ -262,3 +262,17 @@ def firewall_action(value: object) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return FIREWALL_ACTIONS.get(value, f"action {value}")
     return None
+
+
+# NetConnectionProfile.NetworkCategory: numbers in Windows PowerShell 5.1.
+NETWORK_CATEGORIES = {0: "Public", 1: "Private", 2: "DomainAuthenticated"}
+
+
+def network_category(value: object) -> str | None:
+    if isinstance(value, str):
+        if value.isdigit():
+            return NETWORK_CATEGORIES.get(int(value), value)
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return NETWORK_CATEGORIES.get(value, str(value))
+    return None

@@ -49,8 +49,11 @@ class FileConfig:
     rules: list[Rule] = field(default_factory=list)
 
 
-def default_path() -> Path:
-    if sys.platform == "win32":
+def default_path(windows: bool | None = None) -> Path:
+    """%APPDATA%\\wslnet\\forward.toml on Windows, else the XDG config folder."""
+    if windows is None:
+        windows = sys.platform == "win32"
+    if windows:
         base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
     else:
         base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
