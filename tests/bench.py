@@ -324,6 +324,18 @@ def doctor_timings(rounds: int = 3) -> dict[str, float] | None:
         ("localhost proxy in NAT mode", [dns()], {"env": {"HTTPS_PROXY": "http://127.0.0.1:3128"}},
          []),
     ]  # fmt: skip
+    from tests.test_windows_lab import fake_windows
+
+    winbin = tmp / "windows-bin"
+    winbin.mkdir()
+    windows = fake_windows(lab, winbin)
+    fake = windows.__enter__()
+    fake.write()
+    interop = {"PATH": f"{winbin}:{os.environ['PATH']}", "FAKE_POWERSHELL_DELAY": "1.0"}
+    cases.append(
+        ("Windows side through interop, PowerShell answering in 1 s", [sc.dev_server(lab), dns()],
+         {"env": interop}, [])
+    )  # fmt: skip
     out: dict[str, float] = {}
     try:
         for name, managers, kw, args in cases:
@@ -335,6 +347,7 @@ def doctor_timings(rounds: int = 3) -> dict[str, float] | None:
                     for _ in range(rounds)
                 )
     finally:
+        windows.__exit__(None, None, None)
         srv.close()
         lab.destroy()
         shutil.rmtree(tmp, ignore_errors=True)

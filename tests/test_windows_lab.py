@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,10 @@ FAKE_CAT = '#!/bin/sh\ncat "{file}"\n'
 FAKE_POWERSHELL = """#!{python}
 # powershell.exe as the tests need it: the connection test runs for real, from the
 # Windows namespace; the Hyper-V firewall setting comes from a file.
-import ctypes, json, os, re, socket, sys
+import ctypes, json, os, re, socket, sys, time
+time.sleep(float(os.environ.get("FAKE_POWERSHELL_DELAY", "0")))  # PowerShell starts slowly
 script = sys.argv[-1]
+time.sleep(int(re.search(r"Start-Sleep -Milliseconds ([0-9]+)", script).group(1)) / 1000)
 open("{dir}/powershell-args.json", "w").write(json.dumps(sys.argv[1:]))
 ports = [int(p) for p in re.search(r"\\$ports=@\\(([0-9,]*)\\)", script).group(1).split(",") if p]
 fd = os.open("/proc/{pid}/ns/net", os.O_RDONLY)
@@ -93,9 +96,9 @@ class Windows:
         )
 
 
-@pytest.fixture(scope="module")
-def windows(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Windows]:
-    folder = tmp_path_factory.mktemp("windows-bin")
+@contextmanager
+def fake_windows(lab: Lab, folder: Path) -> Iterator[Windows]:
+    """The fake Windows programs in `folder` (put it first on PATH in the jail)."""
     anchor = subprocess.Popen([*lab.prefix(lab.win), "sleep", "600"])  # a process in `win`
     files = {
         "netsh.exe": FAKE_NETSH.format(dir=folder),
@@ -111,6 +114,12 @@ def windows(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wind
     finally:
         anchor.kill()
         anchor.wait()
+
+
+@pytest.fixture(scope="module")
+def windows(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Windows]:
+    with fake_windows(lab, tmp_path_factory.mktemp("windows-bin")) as w:
+        yield w
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ def powershell_script(ports: list[int]) -> str:
         f"$ports=@({plist});$tasks=@{{}};"
         "foreach($p in $ports){$c=New-Object Net.Sockets.TcpClient;"
         "$tasks[$p]=@($c,$c.ConnectAsync('127.0.0.1',$p))};"
-        "Start-Sleep -Milliseconds 500;"
+        "Start-Sleep -Milliseconds 300;"  # loopback connects or is refused at once
         "$reach=foreach($p in $ports){$c,$t=$tasks[$p];"
         "$e=if($t.Exception){$t.Exception.InnerException.Message}else{''};"
         "[pscustomobject]@{Port=$p;Reached=($t.IsCompleted -and $c.Connected);Error=$e};"
