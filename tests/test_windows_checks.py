@@ -308,3 +308,28 @@ async def test_the_ports_of_a_configured_forwarder_are_checked_against_reserved_
     assert [f.title for f in findings if f.status == "fail"] == [
         "TCP port 56700 is reserved by Windows (range 56638-56737)"
     ]
+
+
+async def test_a_lan_forward_rule_without_a_firewall_rule_gets_the_exact_command(
+    on_windows: dict[str, tuple[int, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "wslnet"
+    folder.mkdir()
+    rule = '[[forward]]\nlisten = "0.0.0.0:2222"\ntarget = "wsl:22"\nallow = ["198.19.0.0/24"]\n'
+    (folder / "forward.toml").write_text(rule)
+    monkeypatch.setenv("APPDATA", str(tmp_path))
+    doc = json.loads(POWERSHELL)
+    doc["Lan"] = {"Proto": "TCP", "Port": 2222, "Rules": 0}  # PS 5.1 unwraps a single object
+    on_windows["powershell.exe"] = (0, json.dumps(doc))
+    findings = await runner.run(runner.select(["windows.firewall"]), Context(WIN_ENV, Options()))
+    (lan,) = [f for f in findings if "LAN" in f.title]
+    assert (
+        lan.title
+        == "wslnet forward listens on TCP port 2222 for the LAN, but no firewall rule admits it"
+    )
+    assert lan.fix is not None and lan.fix.commands == [
+        'New-NetFirewallRule -DisplayName "wslnet 2222" -Direction Inbound -Protocol TCP -LocalPort 2222 -Action Allow'
+    ]
+    asked = on_windows["_asked"]  # type: ignore[index]
+    script = next(a for a in asked if a[0] == "powershell.exe")[-1]
+    assert "@('TCP',2222)" in script

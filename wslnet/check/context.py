@@ -15,6 +15,7 @@ from wslnet.where import Environment
 
 if TYPE_CHECKING:
     from wslnet.check.windows_facts import WindowsFacts, WslFacts
+    from wslnet.forward.core.rules import Rule
 
 _RELAYED = ("yes", "ipv6-only")  # what WSL's relay listens for on Windows
 
@@ -127,8 +128,11 @@ class Context:
             return self._wsl
 
     async def forward_ports(self) -> list[tuple[str, int]]:
-        """The ports a configured wslnet forwarder listens on, on Windows: its config
-        file (%APPDATA%\\wslnet\\forward.toml, seen from WSL through /mnt/c)."""
+        return [(r.proto, r.listen.port) for r in await self.forward_rules() if r.listen.port]
+
+    async def forward_rules(self) -> list[Rule]:
+        """The rules of a configured wslnet forwarder on Windows: its config file
+        (%APPDATA%\\wslnet\\forward.toml, seen from WSL through /mnt/c)."""
         from pathlib import Path
 
         from wslnet.errors import UsageError
@@ -145,7 +149,7 @@ class Context:
             conf = await asyncio.to_thread(configfile.load, path)
         except UsageError:
             return []  # the forwarder itself says what is wrong with its file
-        return [(r.proto, r.listen.port) for r in conf.rules if r.listen.port]
+        return list(conf.rules)
 
     async def vm_addresses(self) -> list[str]:
         if self.env.kind == "windows":
@@ -166,7 +170,9 @@ class Context:
 
         async with self.lock("windows"):
             if self._windows is None:
-                self._windows = await windows_facts.gather(await self.relay_ports())
+                rules = await self.forward_rules()
+                lan = [(r.proto, r.listen.port) for r in rules if not r.listen.loopback]
+                self._windows = await windows_facts.gather(await self.relay_ports(), lan)
             return self._windows
 
     def wslconfig_read(self) -> WslConfig | None:

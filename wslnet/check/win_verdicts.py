@@ -221,6 +221,24 @@ def windows_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
                     f"{rules} rules admit WSL"
                 )
             )
+    for (proto, port), rules in sorted(facts.lan_rules.items()):
+        if rules:
+            findings.append(ok(f"{rules} firewall rules admit {proto.upper()} port {port} (LAN)"))
+            continue
+        findings.append(
+            warn(
+                f"wslnet forward listens on {proto.upper()} port {port} for the LAN, but no "
+                "firewall rule admits it",
+                detail="LAN clients time out until an inbound rule allows the port",
+                fix=Fix(
+                    "allow it (PowerShell as Administrator)",
+                    [
+                        f'New-NetFirewallRule -DisplayName "wslnet {port}" -Direction Inbound '
+                        f"-Protocol {proto.upper()} -LocalPort {port} -Action Allow"
+                    ],
+                ),
+            )
+        )
     return findings + hyperv_firewall(mode, facts)
 
 

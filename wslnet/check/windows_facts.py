@@ -6,6 +6,7 @@ Everything runs at once; PowerShell, the slowest (0.3-1 s to start), is started 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wslnet import system
@@ -45,6 +46,7 @@ class WindowsFacts:
     wsl_profile: str | None = None  # the firewall profile of vEthernet (WSL): Public...
     profiles: dict[str, tuple[bool, str | None]] = field(default_factory=dict)
     wsl_rules: int | None = None  # enabled inbound Allow rules that name vEthernet (WSL)
+    lan_rules: dict[tuple[str, int], int] = field(default_factory=dict)  # LAN port: rules
     outputs: dict[str, ToolOutput] = field(default_factory=dict)  # by tool: netsh, netstat...
 
     def owner(self, port: int) -> tuple[int, str] | None:
@@ -55,10 +57,12 @@ class WindowsFacts:
         return None
 
 
-def powershell_script(ports: list[int]) -> str:
-    """Tries every port at once with a short timeout, reads the Hyper-V firewall; prints
-    one JSON object (UTF-8 first: the console's code page would mangle it)."""
+def powershell_script(ports: list[int], lan: Sequence[tuple[str, int]] = ()) -> str:
+    """Tries every port at once with a short timeout, reads both firewalls and counts the
+    rules that admit each LAN port; prints one JSON object (UTF-8 first: the console's
+    code page would mangle it)."""
     plist = ",".join(str(p) for p in ports)
+    lan_list = ",".join(f"@('{proto.upper()}',{port})" for proto, port in lan)
     return (
         "[Console]::OutputEncoding=[Text.Encoding]::UTF8;$ErrorActionPreference='SilentlyContinue';"
         f"$ports=@({plist});$tasks=@{{}};"
@@ -79,8 +83,12 @@ def powershell_script(ports: list[int]) -> str:
         "$rules=@(Get-NetFirewallInterfaceFilter|?{$_.InterfaceAlias -like 'vEthernet (WSL*'}|"
         "Get-NetFirewallRule|?{$_.Enabled -eq 'True' -and $_.Direction -eq 'Inbound' -and "
         "$_.Action -eq 'Allow'}).Count;"
+        f"$lan=foreach($l in @({lan_list})){{$n=@(Get-NetFirewallPortFilter -Protocol $l[0]|"
+        "?{$_.LocalPort -eq [string]$l[1]}|Get-NetFirewallRule|?{$_.Enabled -eq 'True' -and "
+        "$_.Direction -eq 'Inbound' -and $_.Action -eq 'Allow'}).Count;"
+        "[pscustomobject]@{Proto=$l[0];Port=$l[1];Rules=$n}};"
         '[pscustomobject]@{Reach=@($reach);HyperV=$hv;WslProfile="$prof";Profiles=@($fw);'
-        "WslRules=$rules}|ConvertTo-Json -Compress -Depth 4"
+        "WslRules=$rules;Lan=@($lan)}|ConvertTo-Json -Compress -Depth 4"
     )
 
 
@@ -89,8 +97,9 @@ def _run(name: str, args: list[str], timeout: float = TIMEOUT) -> ToolOutput:
     return ToolOutput((name, *args), code, out)
 
 
-async def gather(ports: list[int]) -> WindowsFacts:
-    ps_args = ["-NoProfile", "-NonInteractive", "-Command", powershell_script(ports)]
+async def gather(ports: list[int], lan: Sequence[tuple[str, int]] = ()) -> WindowsFacts:
+    script = powershell_script(ports, lan)
+    ps_args = ["-NoProfile", "-NonInteractive", "-Command", script]
     excluded = ["interface", "ipv4", "show", "excludedportrange"]
     calls = {
         "powershell": ("powershell.exe", ps_args),
@@ -135,6 +144,11 @@ async def gather(ports: list[int]) -> WindowsFacts:
                 enabled = p.get("Enabled") in (True, 1, "True")
                 action = win.firewall_action(p.get("DefaultInboundAction"))
                 facts.profiles[str(p["Name"])] = (enabled, action)
+        lan_items = doc.get("Lan") or []
+        for item in lan_items if isinstance(lan_items, list) else [lan_items]:
+            if isinstance(item, dict) and isinstance(item.get("Rules"), int):
+                lan_key = (str(item.get("Proto", "")).lower(), int(item.get("Port") or 0))
+                facts.lan_rules[lan_key] = int(item["Rules"])
         rules = doc.get("WslRules")
         facts.wsl_rules = rules if isinstance(rules, int) and not isinstance(rules, bool) else None
     return facts
