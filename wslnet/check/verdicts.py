@@ -95,6 +95,16 @@ def wslconf_file(conf: WslConfig | None) -> list[Finding]:
     return findings or [ok("/etc/wsl.conf: WSL reads every line")]
 
 
+def mode_mismatch(wanted: str, live: str) -> Finding:
+    """.wslconfig asks for one networking mode and another runs."""
+    return warn(
+        f".wslconfig asks for {wanted} networking but {live} is running",
+        detail="WSL falls back to NAT when mirrored mode's requirements are not met "
+        "(Windows 11 22H2+, WSL 2.0+), or the file changed since the VM started",
+        fix=Fix("restart WSL so the file applies", ["wsl --shutdown"]),
+    )
+
+
 def config_mode(conf: WslConfig | None, live: str | None) -> list[Finding]:
     """What .wslconfig asks for against what runs (mirrored falls back to NAT silently)."""
     if conf is None:
@@ -102,14 +112,7 @@ def config_mode(conf: WslConfig | None, live: str | None) -> list[Finding]:
     findings: list[Finding] = []
     wanted = conf.get("wsl2.networkingMode") or conf.get("experimental.networkingMode") or "nat"
     if wanted.lower() != live:
-        findings.append(
-            warn(
-                f".wslconfig asks for {wanted} networking but {live} is running",
-                detail="WSL falls back to NAT when mirrored mode's requirements are not met "
-                "(Windows 11 22H2+, WSL 2.0+), or the file changed since the VM started",
-                fix=Fix("restart WSL so the file applies", ["wsl --shutdown"]),
-            )
-        )
+        findings.append(mode_mismatch(wanted, str(live)))
     if live == "mirrored":
         for key in ("wsl2.localhostForwarding", "wsl2.dnsProxy"):
             if conf.get(key) is not None:

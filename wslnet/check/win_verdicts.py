@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 from wslnet.check.model import Finding, Fix, fail, info, ok, warn
-from wslnet.check.verdicts import firewall_fix
+from wslnet.check.verdicts import firewall_fix, mode_mismatch
 from wslnet.check.windows_facts import HYPERV_VM, ToolOutput, WindowsFacts, WslFacts
 from wslnet.facts.windows import firewall_action
 from wslnet.facts.wslconfig import WslConfig
@@ -306,14 +306,7 @@ def wsl_status(wsl: WslFacts, conf: WslConfig | None, boot: bool) -> list[Findin
     if conf is not None:
         wanted = conf.get("wsl2.networkingMode") or conf.get("experimental.networkingMode")
     if wsl.mode is not None and wanted and wanted.lower() != wsl.mode:
-        findings.append(
-            warn(
-                f".wslconfig asks for {wanted} networking but {wsl.mode} is running",
-                detail="WSL falls back to NAT when mirrored mode's requirements are not met, "
-                "or the file changed since the VM started",
-                fix=Fix("restart WSL so the file applies", ["wsl --shutdown"]),
-            )
-        )
+        findings.append(mode_mismatch(wanted, wsl.mode))
     elif wsl.mode is not None:
         findings.append(
             ok(

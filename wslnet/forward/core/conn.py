@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from typing import TYPE_CHECKING, Protocol
 
+from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.resolve import Resolver
-from wslnet.forward.data.dial import Dialer, Ends
+from wslnet.forward.core.rules import format_addr
+from wslnet.forward.core.stats import end_level
+from wslnet.forward.data.dial import Dialer, Ends, local_address
 from wslnet.forward.data.relay import Relay, RelayFactory, set_reset_on_close
 
 if TYPE_CHECKING:
@@ -136,3 +140,31 @@ async def close_idle(table: RuleTable, idle_timeout: float) -> None:
                 conn.idle += step
                 if conn.idle >= idle_timeout:
                     relay.close("idle-timeout")
+
+
+def dialled_by(own: set[Ends], csock: socket.socket, addr: object) -> bool:
+    """Whether an accepted connection is one the forwarder dialled itself (same two ends;
+    a client may well use the same local port towards another address): a loop."""
+    try:
+        ends = ((str(addr[0]), int(addr[1])), local_address(csock))  # type: ignore[index]
+    except (OSError, TypeError, IndexError):
+        return False
+    return ends in own
+
+
+def log_end(log: EventLog, conn: Connection, reason: str, up: int, down: int) -> None:
+    """The one `conn` line a connection leaves (warning unless it ended the usual way)."""
+    level = end_level(reason)
+    if log.enabled(level):
+        log(
+            level,
+            "conn",
+            id=conn.id,
+            rule=conn.rule.id,
+            client=format_addr(conn.client),
+            target=format_addr(conn.target),
+            up=up,
+            down=down,
+            duration=round(time.monotonic() - conn.started, 6),
+            reason=reason,
+        )

@@ -17,13 +17,12 @@ from collections.abc import Callable
 
 from wslnet.forward.core import accept
 from wslnet.forward.core.config import ForwardConfig
-from wslnet.forward.core.conn import Connection, close_idle
+from wslnet.forward.core.conn import Connection, close_idle, dialled_by, log_end
 from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.resolve import Address, Resolver
 from wslnet.forward.core.rules import Endpoint, Rule, admits, format_addr
-from wslnet.forward.core.stats import end_level
 from wslnet.forward.core.table import Listener, Origin, RuleState, RuleTable
-from wslnet.forward.data.dial import Ends, local_address
+from wslnet.forward.data.dial import Ends
 from wslnet.forward.data.relay import Poller, Relay, RelayFactory, set_reset_on_close
 from wslnet.forward.data.relay_proto import ProtocolRelay
 from wslnet.forward.data.udp import UdpRule
@@ -165,7 +164,7 @@ class Forwarder:
         if limit is not None and len(rs.active) >= limit:
             self._reject(rs, csock, addr, "max-conns", limit=limit)
             return
-        if self.own and self._dialled_by_us(csock, addr):
+        if self.own and dialled_by(self.own, csock, addr):
             # Our own dial came back to us: a loop through a name or the VM's address.
             self._reject(rs, csock, addr, "loop")
             return
@@ -177,15 +176,6 @@ class Forwarder:
         conn = Connection(next(self._conn_ids), rs, addr, csock, time.monotonic(), self)
         rs.active.add(conn)
         self.strategy.dial(conn)
-
-    def _dialled_by_us(self, csock: socket.socket, addr: object) -> bool:
-        """Whether an accepted connection is one this forwarder dialled (same two ends;
-        a client may well use the same local port towards another address)."""
-        try:
-            ends = ((str(addr[0]), int(addr[1])), local_address(csock))  # type: ignore[index]
-        except (OSError, TypeError, IndexError):
-            return False
-        return ends in self.own
 
     def _reject(
         self, rs: RuleState, csock: socket.socket, addr: object, reason: str, **fields: object
@@ -210,20 +200,7 @@ class Forwarder:
         relay = conn.relay
         up, down = (relay.up, relay.down) if relay is not None else (0, 0)
         rs.counters.finished(reason, up, down)
-        level = end_level(reason)
-        if self.log.enabled(level):
-            self.log(
-                level,
-                "conn",
-                id=conn.id,
-                rule=rs.id,
-                client=format_addr(conn.client),
-                target=format_addr(conn.target),
-                up=up,
-                down=down,
-                duration=round(time.monotonic() - conn.started, 6),
-                reason=reason,
-            )
+        log_end(self.log, conn, reason, up, down)
         if rs.closing:
             self.table.forget_if_drained(rs)
         if self._stopping.is_set() and not self.active:
