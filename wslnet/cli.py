@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, get_args
 
 import click
@@ -138,6 +139,12 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> obj
     type=click.Choice(get_args(LogFormat)),
     default=_DEFAULTS["log_format"],
     help="Log lines as text or JSON lines, on stderr.",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the log here (rotated at 5 MiB, 3 kept) instead of stderr; without a "
+    "stderr (pythonw, a scheduled task) %LOCALAPPDATA%\\wslnet\\forward.log is used.",
 )
 @click.option("-v", "--verbose", count=True, show_default=False, help="More log lines.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")

@@ -84,7 +84,7 @@ def run(config: ForwardConfig, file: FileConfig | None) -> int:
         )
     raise_fd_limit()
     loop_name, factory = loop_factory(config.loop)
-    log = EventLog(config.log_format, config.verbosity)
+    log = EventLog(config.log_format, config.verbosity, log_file=config.log_file)
     try:
         return run_loop(factory, _main(config, file, log, loop_name))
     finally:

@@ -68,6 +68,7 @@ class ForwardConfig:
     max_conns: int | None = None
     drain: float = 5.0
     log_format: LogFormat = "text"
+    log_file: Path | None = None  # --log-file; the default file when there is no stderr
     verbosity: int = 0  # -1 quiet, 0 normal, 1+ debug
     engine: Engine = "auto"
     loop: LoopName = "auto"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import IO, Literal
 
 from wslnet.forward.core.config import LogFormat
@@ -56,10 +58,15 @@ class EventLog:
         verbosity: int,
         stream: IO[str] | None = None,
         queue_size: int = 10_000,
+        log_file: Path | None = None,
     ) -> None:
         self.fmt = fmt
         self.threshold = 10 if verbosity > 0 else 30 if verbosity < 0 else 20
-        self.stream = stream if stream is not None else sys.stderr
+        if stream is None and log_file is None and sys.stderr is None:
+            log_file = default_log_file()  # windowless (pythonw, a scheduled task)
+        self.stream: IO[str] | RotatingFile = (
+            RotatingFile(log_file) if log_file is not None else stream or sys.stderr
+        )
         self.dropped = 0  # lines lost to a full queue, in all
         self._unreported = 0  # of those, the ones no log-dropped line has told of yet
         self._queue: queue.Queue[_Record | threading.Event | None] = queue.Queue(queue_size)
@@ -163,6 +170,45 @@ class EventLog:
 
 
 _Record = tuple[float, Level, Event, str, dict[str, object]]
+
+
+def default_log_file() -> Path:
+    """%LOCALAPPDATA%\\wslnet\\forward.log on Windows, $XDG_STATE_HOME/wslnet elsewhere."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "wslnet" / "forward.log"
+
+
+class RotatingFile:
+    """A log file that moves aside at `max_bytes` (forward.log.1, .2, ...), keeping
+    `keep` old ones. Used from the log's writer thread only."""
+
+    def __init__(self, path: Path, max_bytes: int = 5 << 20, keep: int = 3) -> None:
+        self.path, self.max_bytes, self.keep = path, max_bytes, keep
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self.size = self.file.tell()
+
+    def write(self, text: str) -> int:
+        if self.size + len(text) > self.max_bytes and self.size > 0:
+            self._rotate()
+        self.size += len(text)
+        return self.file.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def _rotate(self) -> None:
+        self.file.close()
+        for n in range(self.keep - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self.size = 0
 
 
 class _Limit:
