@@ -24,6 +24,7 @@ class ListenError(WslnetError):
 
     exit_code = 2
 
-    def __init__(self, message: str, errno: int | None = None) -> None:
+    def __init__(self, message: str, errno: int | None = None, port: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+        self.port = port

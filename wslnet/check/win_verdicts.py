@@ -8,7 +8,7 @@ import ipaddress
 from wslnet.check.model import Finding, Fix, fail, info, ok, warn
 from wslnet.check.verdicts import firewall_fix, mode_mismatch
 from wslnet.check.windows_facts import HYPERV_VM, ToolOutput, WindowsFacts, WslFacts
-from wslnet.facts.windows import firewall_action
+from wslnet.facts.windows import firewall_action, new_firewall_rule
 from wslnet.facts.wslconfig import WslConfig
 
 PortKey = tuple[str, int]  # ("tcp" | "udp", port)
@@ -232,10 +232,7 @@ def windows_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
                 detail="LAN clients time out until an inbound rule allows the port",
                 fix=Fix(
                     "allow it (PowerShell as Administrator)",
-                    [
-                        f'New-NetFirewallRule -DisplayName "wslnet {port}" -Direction Inbound '
-                        f"-Protocol {proto.upper()} -LocalPort {port} -Action Allow"
-                    ],
+                    [new_firewall_rule(proto, port)],
                 ),
             )
         )

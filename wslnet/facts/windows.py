@@ -276,3 +276,11 @@ def network_category(value: object) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return NETWORK_CATEGORIES.get(value, str(value))
     return None
+
+
+def new_firewall_rule(proto: str, port: int) -> str:
+    """The PowerShell command (as Administrator) that admits one port from the LAN."""
+    return (
+        f'New-NetFirewallRule -DisplayName "wslnet {port}" -Direction Inbound '
+        f"-Protocol {proto.upper()} -LocalPort {port} -Action Allow"
+    )

@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from wslnet.errors import UsageError
+from wslnet.errors import ListenError, UsageError
 from wslnet.forward.control.configfile import FileConfig, default_path
 from wslnet.forward.control.reload import Reloader
 from wslnet.forward.core.config import ForwardConfig, LoopName
@@ -96,7 +96,19 @@ async def _main(config: ForwardConfig, file: FileConfig | None, log: EventLog, l
     fwd = Forwarder(config, log)
     rules: list[tuple[Rule, Origin]] = [(r, "cli") for r in config.rules]
     rules += [(r, "config") for r in (file.rules if file else [])]
-    await fwd.startup(rules)
+    try:
+        await fwd.startup(rules)
+    except ListenError as exc:
+        if sys.platform == "win32":  # say why in Windows' terms (reserved range, relay)
+            from wslnet.forward.control.winerrors import explain
+
+            raise explain(exc) from None
+        raise
+    if sys.platform == "win32":
+        from wslnet.forward.control.winerrors import firewall_hints
+
+        for text, command in firewall_hints([*config.rules, *(file.rules if file else [])]):
+            log("info", "firewall-hint", rule=text, msg=f"LAN clients need: {command}")
     reloader = Reloader(fwd, config.config_path)
     tasks: list[asyncio.Task[None]] = []
     api = None

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from wslnet.errors import ListenError
 from wslnet.forward.core.rules import Endpoint, Rule, format_hostport
-from wslnet.forward.data.udp import big_buffers
+from wslnet.forward.data.udp import big_buffers, no_connreset
 
 _LISTEN_ERRORS = {
     errno.EADDRINUSE: "address already in use: another program listens there; "
@@ -18,6 +18,13 @@ _LISTEN_ERRORS = {
     errno.EACCES: "permission denied: ports below 1024 need root (or CAP_NET_BIND_SERVICE)",
     errno.EAFNOSUPPORT: "this address family is not supported here (IPv6 disabled?)",
 }
+if sys.platform == "win32":
+    # WSAEACCES (10013, mapped to EACCES): a port Hyper-V/WinNAT reserved, or one another
+    # program holds exclusively. Never "root" on Windows.
+    _LISTEN_ERRORS[errno.EACCES] = (
+        "access denied: Windows reserves this port (see `netsh interface ipv4 show "
+        "excludedportrange protocol=tcp`) or another program holds it exclusively"
+    )
 _NO_IPV6 = (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
 
 
@@ -57,10 +64,13 @@ def bind_listener(
             sock.listen(backlog)
         else:
             big_buffers(sock)
+            no_connreset(sock)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        raise ListenError(f"cannot listen on {where}: {_cause(exc)}", exc.errno) from None
+        raise ListenError(
+            f"cannot listen on {where}: {_cause(exc)}", exc.errno, endpoint.port
+        ) from None
     return sock
 
 

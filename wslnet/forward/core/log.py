@@ -27,6 +27,7 @@ Event = Literal[
     "auto-wait",
     "conn",
     "denied",
+    "firewall-hint",
     "internal-error",
     "listening",
     "log-dropped",

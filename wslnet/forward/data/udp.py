@@ -24,6 +24,18 @@ from wslnet.forward.core.stats import Counters, end_level
 UDP_BUFFER = 4 << 20
 
 
+def no_connreset(sock: socket.socket) -> None:
+    """Windows reports an ICMP port unreachable of an earlier datagram as WinError 10054
+    on the next receive (SIO_UDP_CONNRESET), and some Pythons' proactor stops reading the
+    socket after it: one dead client would stall the whole rule. Turn it off."""
+    code = getattr(socket, "SIO_UDP_CONNRESET", None)
+    if code is not None and hasattr(sock, "ioctl"):
+        try:
+            sock.ioctl(code, False)
+        except (OSError, ValueError):
+            pass
+
+
 def big_buffers(sock: socket.socket) -> None:
     """A burst of datagrams from many clients must not overflow the default ~200 KiB
     buffer while the loop is busy: ask for more (root may exceed rmem_max)."""
@@ -208,6 +220,7 @@ class UdpRule:
         try:
             sock = socket.socket(family, socket.SOCK_DGRAM)
             big_buffers(sock)
+            no_connreset(sock)
             sock.setblocking(False)
             sock.connect(sockaddr)  # connected: ICMP errors come back as ECONNREFUSED
             session.sock = sock
