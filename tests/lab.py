@@ -33,7 +33,20 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 FAKE_WSL = r"""#!/bin/sh
-# wsl.exe as the tests need it: runs the Linux command in the lab's WSL namespace.
+# wsl.exe as the tests need it: runs the Linux command in the lab's WSL namespace. The
+# distribution "Ubuntu" is stopped while a file `stopped` lies beside this script; a
+# command run in it starts it (as the real wsl.exe does) and leaves a file `booted`.
+here="$(dirname "$0")"
+echo "$*" >> "$here/wsl-calls.txt"
+if [ "$1" = "-l" ]; then
+  if [ -e "$here/stopped" ]; then state=Stopped; else state=Running; fi
+  case "$*" in
+    *--running*) [ "$state" = Running ] && echo "Ubuntu" ;;
+    *) printf '  NAME      STATE           VERSION\n* Ubuntu    %s         2\n' "$state" ;;
+  esac
+  exit 0
+fi
+if [ -e "$here/stopped" ]; then rm -f "$here/stopped"; touch "$here/booted"; fi
 distro=""
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -287,3 +287,12 @@ def test_every_option_has_help_and_no_noise_defaults() -> None:
         res = CliRunner().invoke(cli, [*command.split(), "--help"])
         assert res.exit_code == 0
         assert "[default: 0]" not in res.output and "[default: False]" not in res.output
+
+
+@pytest.mark.parametrize("args", [["8080"], ["--auto"], ["9000=wsl@Debian:9000"]])
+def test_without_wsl_exe_a_wsl_target_or_auto_fails_at_start(
+    args: list[str], tmp_path: Path
+) -> None:
+    res = CliRunner().invoke(cli, ["forward", *args], env={"PATH": str(tmp_path)})
+    assert res.exit_code == 2
+    assert res.output.startswith("wslnet: wsl.exe is not here, and the wsl target (or --auto)")

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 import pytest
@@ -87,11 +88,36 @@ def isolated(argv: list[str]) -> list[str]:
     return ["unshare", "-n", "sh", "-c", script, "sh", sys.executable, "-m", "wslnet", *argv]
 
 
+FAKE_WSL = """#!/bin/sh
+# wsl.exe of a Windows whose default distribution runs, with eth0 at 198.18.5.20.
+case "$*" in
+  "-l --running -q") echo Ubuntu ;;
+  "-l -v") printf '  NAME      STATE           VERSION\\n* Ubuntu    Running         2\\n' ;;
+  *"ip -4 -o addr show"*) echo "2: eth0 inet 198.18.5.20/20 scope global eth0" ;;
+  *) while sleep 1; do :; done ;;  # --auto's watcher: a VM with nothing to report
+esac
+"""
+
+
+@pytest.fixture(scope="module")
+def fake_wsl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("fake-windows")
+    (folder / "wsl.exe").write_text(FAKE_WSL)
+    (folder / "wsl.exe").chmod(0o755)
+    return folder
+
+
 @pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
-def test_each_readme_command_parses_and_runs(argv: list[str]) -> None:
+def test_each_readme_command_parses_and_runs(argv: list[str], fake_wsl: Path) -> None:
     if argv and argv[0] not in ("--version", "--help"):
         parse(argv)
-    env = {**os.environ, "XDG_RUNTIME_DIR": "/nonexistent-wslnet-doc", "NO_COLOR": "1"}
+    # The README's forward commands run on Windows: wsl.exe answers for a running VM.
+    env = {
+        **os.environ,
+        "XDG_RUNTIME_DIR": "/nonexistent-wslnet-doc",
+        "NO_COLOR": "1",
+        "PATH": f"{fake_wsl}:{os.environ['PATH']}",
+    }
     if argv[:1] == ["forward"]:
         proc = subprocess.Popen(
             isolated(argv), cwd=ROOT, env=env, text=True,

@@ -314,3 +314,45 @@ def test_forwards_added_and_removed_through_the_api_and_wslnet_status(
         assert (code, gone["removed"], missing) == (200, rule["id"], 404)
         with pytest.raises(ConnectionRefusedError):
             ping_from(lab, lab.win, "127.0.0.1", lport)
+
+
+def test_targets_resolve_at_start_and_say_how(
+    lab: Lab, servers: ServerThread, fake_wsl: dict[str, str]
+) -> None:
+    port = wsl_server(lab, servers)
+    with forwarder(f"0={port}", prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
+        (resolved,) = fwd.wait_event("resolved")
+        assert resolved["target"] == f"wsl:{port}" and resolved["address"] == f"{WSL_IP}:{port}"
+        assert resolved["via"] == "wsl.exe -e ip -4 -o addr show dev eth0"
+
+
+def test_a_stopped_distro_is_not_booted_unless_asked(
+    lab: Lab, servers: ServerThread, fake_wsl: dict[str, str]
+) -> None:
+    folder = Path(fake_wsl["PATH"].split(":")[0])
+    port = wsl_server(lab, servers)
+    (folder / "stopped").touch()
+    (folder / "booted").unlink(missing_ok=True)
+    try:
+        with forwarder(f"0={port}", prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
+            failed = fwd.wait_event("resolve-failed")[0]
+            assert (
+                failed["msg"] == "distro Ubuntu is stopped (wslnet forward --boot would start it)"
+            )
+            client = lab.socket(lab.win)
+            client.settimeout(5)
+            client.connect(("127.0.0.1", fwd.port))
+            assert_closed_by_peer(client)
+            client.close()
+            end = fwd.wait_event("conn")[0]
+            assert end["reason"] == (
+                "connect-dns: distro Ubuntu is stopped (wslnet forward --boot would start it)"
+            )
+            assert not (folder / "booted").exists()
+        with forwarder(f"0={port}", "--boot", prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
+            fwd.wait_event("resolved")
+            assert ping_from(lab, lab.win, "127.0.0.1", fwd.port) == b"ping"
+            assert (folder / "booted").exists()
+    finally:
+        (folder / "stopped").unlink(missing_ok=True)
+        (folder / "booted").unlink(missing_ok=True)

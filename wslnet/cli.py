@@ -199,6 +199,12 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> obj
 @click.option("--lan", is_flag=True, help="--auto: listen on 0.0.0.0, for the LAN (needs --allow).")
 @click.option("--distro", help="--auto: the WSL distribution to watch.")
 @click.option(
+    "--boot",
+    is_flag=True,
+    help="Start a stopped WSL distribution to reach a wsl target (by default its rules "
+    "reset clients, saying it is stopped). --auto keeps the VM running while it watches.",
+)
+@click.option(
     "--loop",
     "loop_name",
     type=click.Choice(get_args(LoopName)),

@@ -11,12 +11,14 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from wslnet import system
 from wslnet.errors import ListenError, UsageError
 from wslnet.forward.control.configfile import FileConfig, default_path
 from wslnet.forward.control.reload import Reloader
 from wslnet.forward.core.config import ForwardConfig, LoopName
 from wslnet.forward.core.log import EventLog
-from wslnet.forward.core.rules import Rule
+from wslnet.forward.core.resolve import ResolveError, how_found
+from wslnet.forward.core.rules import HOST, Endpoint, Rule, format_addr
 from wslnet.forward.core.server import Forwarder
 from wslnet.forward.core.table import Origin
 
@@ -82,6 +84,15 @@ def run(config: ForwardConfig, file: FileConfig | None) -> int:
             "no rule given: name one (such as 8080 or 8080=198.18.5.20:8080), "
             f"or write [[forward]] tables in {config.config_path or default_path()}"
         )
+    all_rules = [*config.rules, *(file.rules if file else [])]
+    wants_wsl = config.auto is not None or any(
+        r.target.special and r.target.host != HOST for r in all_rules
+    )
+    if wants_wsl and system.which("wsl.exe") is None and system.which("wsl") is None:
+        raise UsageError(
+            "wsl.exe is not here, and the wsl target (or --auto) reaches WSL through it: run "
+            "wslnet forward on Windows, or inside WSL with interop on"
+        )
     raise_fd_limit()
     loop_name, factory = loop_factory(config.loop)
     log = EventLog(config.log_format, config.verbosity, log_file=config.log_file)
@@ -109,6 +120,7 @@ async def _main(config: ForwardConfig, file: FileConfig | None, log: EventLog, l
 
         for text, command in firewall_hints([*config.rules, *(file.rules if file else [])]):
             log("info", "firewall-hint", rule=text, msg=f"LAN clients need: {command}")
+    await _resolve_at_start(fwd, rules, log)
     reloader = Reloader(fwd, config.config_path)
     tasks: list[asyncio.Task[None]] = []
     api = None
@@ -142,6 +154,25 @@ async def _main(config: ForwardConfig, file: FileConfig | None, log: EventLog, l
         if api is not None:
             await api.stop()
     return 0
+
+
+async def _resolve_at_start(
+    fwd: Forwarder, rules: list[tuple[Rule, Origin]], log: EventLog
+) -> None:
+    """Each named target once, now: the log says where each rule goes and how that was
+    found, and a target that cannot be found is said at start, not per connection."""
+    targets = {r.target for r, _ in rules if fwd.resolver.cached(r.target) is None}
+
+    async def one(target: Endpoint) -> None:
+        try:
+            addrs = await fwd.resolver.resolve(target)
+        except ResolveError as exc:
+            log("warning", "resolve-failed", target=str(target), msg=str(exc))
+            return
+        found = ",".join(format_addr(a[1]) for a in addrs)
+        log("info", "resolved", target=str(target), address=found, via=how_found(target))
+
+    await asyncio.gather(*(one(t) for t in targets))
 
 
 def _install_signals(fwd: Forwarder, reloader: Reloader) -> None:

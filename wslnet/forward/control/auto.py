@@ -20,6 +20,7 @@ from wslnet.forward.core.rules import LOOPBACK, WSL, Endpoint, Network, Proto, R
 from wslnet.forward.core.server import Forwarder
 
 POLL = 0.25
+HEALTHY_RUN = 60.0  # seconds of wsl.exe running that reset the restart back-off
 _SCRIPT = f"while :; do {procnet.SNAPSHOT_SCRIPT}; echo '@@ end'; sleep {POLL}; done"
 
 
@@ -70,7 +71,9 @@ class AutoForward:
             return
         args = (["-d", self.distro] if self.distro else []) + ["-e", "sh", "-c", _SCRIPT]
         backoff = 1.0
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             self.proc = await asyncio.create_subprocess_exec(
                 exe,
                 *args,
@@ -85,6 +88,8 @@ class AutoForward:
                     self.proc.kill()
                     await self.proc.wait()
             self.log("warning", "auto-restart", msg=f"wsl.exe ended ({self.proc.returncode})")
+            if loop.time() - started > HEALTHY_RUN:
+                backoff = 1.0  # it ran fine for a while: this is a new failure, not a loop
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
 

@@ -80,6 +80,7 @@ class ForwardConfig:
     api: tuple[str, int] | None = None  # --api: where the control API listens
     auto: AutoConfig | None = None
     allow: tuple[Network, ...] | None = None  # --allow, for rules that do not say
+    boot: bool = False  # --boot: a `wsl` lookup may start a stopped distribution
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "idle_timeout", "drain", "resolve_interval"):

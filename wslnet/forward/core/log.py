@@ -35,6 +35,8 @@ Event = Literal[
     "rejected",
     "reload-rejected",
     "reloaded",
+    "resolve-failed",
+    "resolved",
     "rule-failed",
     "rule-removed",
     "started",

@@ -23,8 +23,10 @@ class Resolver:
         loop: asyncio.AbstractEventLoop,
         ttl: float = 30.0,
         on_change: Callable[[Endpoint, list[Address], list[Address]], None] | None = None,
+        boot: bool = False,
     ) -> None:
         self.loop = loop
+        self.boot = boot  # may a lookup of `wsl` start a stopped distribution?
         self.ttl = ttl  # names (and the VM's address) are asked again this often
         self.on_change = on_change
         self._cache: dict[Endpoint, tuple[float, list[Address]]] = {}
@@ -67,7 +69,9 @@ class Resolver:
         if pending is not None:  # one lookup at a time per name: wsl.exe is slow
             return self._with_port(await asyncio.shield(pending), target.port)
         lookup = asyncio.ensure_future(
-            asyncio.to_thread(special_address, key) if target.special else self._lookup(key)
+            asyncio.to_thread(special_address, key, self.boot)
+            if target.special
+            else self._lookup(key)
         )
         self._inflight[key] = lookup
         try:
@@ -112,8 +116,27 @@ class Resolver:
         return addrs
 
 
-def special_address(target: Endpoint) -> list[Address]:
-    """`wsl`/`wsl@DISTRO`: the VM's eth0 address from wsl.exe; `host`: the Windows host."""
+def stopped_distro(distro: str | None) -> str | None:
+    """The name of the distribution a `wsl` target means, if it is not running (asked
+    without starting it: `wsl.exe -l` never boots); None when it runs or cannot be told."""
+    from wslnet import system
+    from wslnet.facts import windows as win
+
+    code, out, _ = system.wsl_exe(["-l", "-v"], timeout=5.0)
+    if code != 0:
+        return None  # the real call below will say what is wrong
+    distros, _ = win.parse_wsl_list(out)
+    name = distro or next((d.name for d in distros if d.default), None)
+    if name is None or name not in {d.name for d in distros}:
+        return None  # no such distribution: the real call says so in wsl.exe's words
+    code, out, _ = system.wsl_exe(["-l", "--running", "-q"], timeout=5.0)
+    running = {ln.strip() for ln in out.replace("\x00", "").splitlines() if ln.strip()}
+    return None if code != 0 or name in running else name
+
+
+def special_address(target: Endpoint, boot: bool = True) -> list[Address]:
+    """`wsl`/`wsl@DISTRO`: the VM's eth0 address from wsl.exe; `host`: the Windows host.
+    Without `boot`, a stopped distribution is reported, not started (wsl.exe -d starts it)."""
     if target.host == HOST:
         from wslnet.hostaddr import find_host
         from wslnet.where import detect
@@ -126,17 +149,14 @@ def special_address(target: Endpoint) -> list[Address]:
     from wslnet.facts.ipaddr import parse_oneline
 
     distro = target.host.split("@", 1)[1] if "@" in target.host else None
-    args = (["-d", distro] if distro else []) + [
-        "-e",
-        "ip",
-        "-4",
-        "-o",
-        "addr",
-        "show",
-        "dev",
-        "eth0",
-    ]
-    code, out, err = system.wsl_exe(args)
+    if not boot:
+        stopped = stopped_distro(distro)
+        if stopped is not None:
+            raise ResolveError(
+                f"distro {stopped} is stopped (wslnet forward --boot would start it)"
+            )
+    args = (["-d", distro] if distro else []) + ["-e", "ip", "-4", "-o", "addr", "show"]
+    code, out, err = system.wsl_exe([*args, "dev", "eth0"])
     if code != 0:
         said = " ".join((err or out).split()) or f"exit code {code}"
         raise ResolveError(f"{WSL if distro is None else target.host}: {said}")
@@ -145,3 +165,13 @@ def special_address(target: Endpoint) -> list[Address]:
     if not found4:
         raise ResolveError(f"{target.host}: eth0 has no IPv4 address in the VM")
     return [(socket.AF_INET, (found4[0], target.port))]
+
+
+def how_found(target: Endpoint) -> str:
+    """How a target's address is looked up, for the log line that reports it."""
+    if target.host == HOST:
+        return "the Windows host, as `wslnet ip host` finds it"
+    if target.special:
+        distro = target.host.split("@", 1)[1] if "@" in target.host else None
+        return f"wsl.exe {'-d ' + distro + ' ' if distro else ''}-e ip -4 -o addr show dev eth0"
+    return "DNS"

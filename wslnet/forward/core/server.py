@@ -59,7 +59,9 @@ class Forwarder:
         self.engine = config.resolved_engine
         self.started_at = time.time()
         self.loop = asyncio.get_running_loop()
-        self.resolver = Resolver(self.loop, config.resolve_interval, self._target_moved)
+        self.resolver = Resolver(
+            self.loop, config.resolve_interval, self._target_moved, config.boot
+        )
         poller: Poller | None = None
         self.relay_factory: RelayFactory = ProtocolRelay
         if self.engine == "splice":
