@@ -276,6 +276,78 @@ def _api_address(text: str, allow_remote: bool) -> tuple[str, int]:
     return host, ep.port
 
 
+@cli.group()
+def service() -> None:
+    """Run `wslnet forward --config ...` at logon and keep it running.
+
+    On Windows: a Task Scheduler task for you (no Administrator needed), run windowless
+    by pythonw.exe and restarted on failure. In WSL or Linux: a systemd user unit.
+    """
+
+
+_KIND = click.option(
+    "--kind",
+    type=click.Choice(["auto", "task", "systemd"]),
+    default="auto",
+    show_default=True,
+    help="task (Windows Task Scheduler) or systemd (a user unit); auto: this platform's.",
+)
+
+
+def _kind(kind: str) -> Any:
+    from wslnet import service as svc
+
+    return svc.default_kind() if kind == "auto" else kind
+
+
+@service.command("install")
+@_KIND
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The forwarder's TOML file (default: %APPDATA%\\wslnet\\forward.toml on "
+    "Windows, ~/.config/wslnet/forward.toml elsewhere).",
+)
+def service_install(kind: str, config_file: Path | None) -> None:
+    """Install and start the service."""
+    from wslnet import service as svc
+    from wslnet.forward.control.configfile import default_path
+
+    k = _kind(kind)
+    config = config_file or default_path(windows=k == "task")
+    click.echo(svc.install(k, config))
+
+
+@service.command("uninstall")
+@_KIND
+def service_uninstall(kind: str) -> None:
+    """Stop and remove the service."""
+    from wslnet import service as svc
+
+    click.echo(svc.uninstall(_kind(kind)))
+
+
+@service.command("status")
+@_KIND
+def service_status(kind: str) -> None:
+    """Whether the service is installed and running, and what its API says."""
+    from wslnet import service as svc
+
+    st = svc.state(_kind(kind))
+    click.echo(st.detail)
+    if not st.installed:
+        sys.exit(1)
+    try:
+        from wslnet.forward.control.statefile import find_api
+
+        url, _ = find_api()
+        click.echo(f"API: {url} (wslnet status for more)")
+    except WslnetError as exc:
+        click.echo(f"API: {exc.message}")
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="The raw status document.")
 @click.option(
