@@ -31,10 +31,12 @@ def default_kind() -> Kind:
 
 def windowless_python(python: str) -> str:
     """pythonw.exe beside python.exe: the same interpreter, without a console window."""
-    paths = ntpath if "\\" in python else os.path  # a Windows path, wherever this runs
-    folder, name = paths.split(python)
+    windows = "\\" in python  # a Windows path, wherever this runs
+    folder, name = ntpath.split(python) if windows else os.path.split(python)
     if name.lower() in ("python.exe", "python3.exe"):
-        return paths.join(folder, "pythonw.exe")
+        return (
+            ntpath.join(folder, "pythonw.exe") if windows else os.path.join(folder, "pythonw.exe")
+        )
     return python
 
 
