@@ -23,6 +23,7 @@ test: setup lint typecheck pytest
 lint:
 	$(BIN)/ruff check wslnet tests examples
 	$(BIN)/ruff format --check wslnet tests examples
+	$(BIN)/actionlint .github/workflows/*.yml
 
 typecheck:
 	$(BIN)/mypy wslnet

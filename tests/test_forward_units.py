@@ -5,6 +5,7 @@ usage errors of `wslnet forward` that end before anything listens."""
 from __future__ import annotations
 
 import ipaddress
+import sys
 from pathlib import Path
 
 import click
@@ -247,7 +248,7 @@ def test_status_when_the_forwarder_has_exited_says_so(tmp_path: Path) -> None:
     import json
     import subprocess
 
-    gone = subprocess.Popen(["true"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     state = tmp_path / "wslnet"
     state.mkdir()

@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from wslnet.errors import ListenError, UsageError
-from wslnet.forward.core.config import ForwardConfig
+from wslnet.forward.core.config import SPLICE_AVAILABLE, ForwardConfig
 from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.rules import parse_networks, parse_rule
 from wslnet.forward.core.server import Forwarder
 
-ENGINES = ["splice", "protocol"]
+ENGINES = ["splice", "protocol"] if SPLICE_AVAILABLE else ["protocol"]  # splice: Linux
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -4,6 +4,7 @@ schtasks.exe and systemctl on PATH that record their arguments and the XML given
 from __future__ import annotations
 
 import os
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from wslnet import service
 from wslnet.cli import cli
 
 NS = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
+
+pytestmark = pytest.mark.skipif(
+    sys.platform == "win32", reason="the fake schtasks.exe and systemctl are shell scripts"
+)
 
 
 def test_the_task_runs_windowless_at_logon_and_restarts_on_failure() -> None:

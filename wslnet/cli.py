@@ -221,6 +221,10 @@ def forward(rules: tuple[str, ...], **opts: Any) -> None:
                            found with wsl.exe) or host (the Windows host, from WSL);
                            no HOST means wsl; no TARGET means wsl:PORT
 
+    Stop with Ctrl+C or SIGTERM (on Windows also closing the console, Ctrl+Break, logoff
+    and shutdown): open connections drain for --drain seconds. The config file reloads
+    when it changes, on SIGHUP (not on Windows) and through the API.
+
     \b
     Examples:
       wslnet forward 8080                      (Windows localhost:8080 -> WSL :8080)

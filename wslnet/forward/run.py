@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -147,6 +148,7 @@ async def _main(config: ForwardConfig, file: FileConfig | None, log: EventLog, l
     try:
         await fwd.serve()
     finally:
+        STOPPED.set()
         for task in tasks:
             task.cancel()
         if auto is not None:
@@ -175,9 +177,38 @@ async def _resolve_at_start(
     await asyncio.gather(*(one(t) for t in targets))
 
 
+STOPPED = threading.Event()  # set once the forwarder has drained and stopped
+
+
+def _windows_console_events(fwd: Forwarder, loop: asyncio.AbstractEventLoop) -> None:
+    """Console close, Ctrl+Break, logoff and shutdown drain like SIGTERM on Linux.
+    Windows ends the process when the handler returns, so it waits (a few seconds at
+    most, which is what Windows gives) for the drain to finish."""
+    if sys.platform == "win32":
+        import ctypes
+        from ctypes import wintypes
+
+        close_events = (2, 5, 6)  # CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT
+
+        def handler(event: int) -> bool:
+            loop.call_soon_threadsafe(fwd.request_stop)
+            if event in close_events:
+                STOPPED.wait(timeout=4.5)
+            return True
+
+        callback = ctypes.WINFUNCTYPE(wintypes.BOOL, wintypes.DWORD)(handler)
+        _KEEP.append(callback)  # ctypes must not free it while Windows may call it
+        ctypes.windll.kernel32.SetConsoleCtrlHandler(callback, True)
+
+
+_KEEP: list[object] = []
+
+
 def _install_signals(fwd: Forwarder, reloader: Reloader) -> None:
     loop = asyncio.get_running_loop()
-    if sys.platform != "win32":
+    if sys.platform == "win32":
+        _windows_console_events(fwd, loop)  # reload there: the file watcher and the API
+    else:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reloader.reload()))
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
