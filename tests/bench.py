@@ -161,8 +161,11 @@ def make_peers(iperf: int, echo: int, tmp: Path, engines: list[str]) -> list[Pee
         name = "haproxy-splice" if splice else "haproxy"
         peers.append(Peer(name, [["haproxy", "-db", "-f", str(cfg)]], pi, pe))
     for engine in engines:
+        # "protocol-asyncio": the protocol engine on the stdlib loop, as on Windows.
+        name, _, loop = engine.partition("-")
         pi, pe = free_port(), free_port()
-        argv = [PY, "-m", "wslnet", "forward", "-q", "--engine", engine]
+        argv = [PY, "-m", "wslnet", "forward", "-q", "--engine", name]
+        argv += ["--loop", loop] if loop else []
         argv += [f"{pi}=127.0.0.1:{iperf}", f"{pe}=127.0.0.1:{echo}"]
         peers.append(Peer(f"wslnet-{engine}", [argv], pi, pe))
     return peers
@@ -374,7 +377,7 @@ def main() -> int:
     ap.add_argument("--conns", type=int, default=2000, help="sequential connect+echo count")
     ap.add_argument("--idle", type=int, default=1000, help="idle connections for the RSS figure")
     ap.add_argument("--json", type=Path, default=ROOT / "bench-results.json")
-    ap.add_argument("--engines", default="splice,protocol")
+    ap.add_argument("--engines", default="splice,protocol,protocol-asyncio")
     args = ap.parse_args()
     for tool in ("iperf3", "socat", "haproxy"):
         if shutil.which(tool) is None:
@@ -537,6 +540,18 @@ def targets(results: dict[str, dict[str, float | None]]) -> list[str]:
         ),
         ("RSS with idle conns <= 64 MiB", get(w, "rss_mib_idle") <= 64),
     ]
+    win = "wslnet-protocol-asyncio"  # the Windows path: protocol engine, stdlib loop
+    if win in results:
+        checks += [
+            (
+                "Windows path: connect rate >= 0.9x haproxy",
+                get(win, "conn_per_s") >= 0.9 * get("haproxy", "conn_per_s"),
+            ),
+            (
+                "Windows path: p99 <= 1.3x haproxy",
+                get(win, "p99_us") <= 1.3 * get("haproxy", "p99_us"),
+            ),
+        ]
     return [f"target {'met ' if ok else 'MISSED'}: {name}" for name, ok in checks]
 
 
