@@ -99,11 +99,21 @@ esac
 """
 
 
+FAKE_TOOL = '#!/bin/sh\ncase "$*" in *is-active*|*Query*) echo active ;; esac\n'
+
+
 @pytest.fixture(scope="module")
 def fake_wsl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Windows' wsl.exe, and the service tools (schtasks.exe, systemctl) that succeed
+    without touching this machine."""
     folder = tmp_path_factory.mktemp("fake-windows")
-    (folder / "wsl.exe").write_text(FAKE_WSL)
-    (folder / "wsl.exe").chmod(0o755)
+    for name, text in (
+        ("wsl.exe", FAKE_WSL),
+        ("schtasks.exe", FAKE_TOOL),
+        ("systemctl", FAKE_TOOL),
+    ):
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o755)
     return folder
 
 
@@ -117,6 +127,7 @@ def test_each_readme_command_parses_and_runs(argv: list[str], fake_wsl: Path) ->
         "XDG_RUNTIME_DIR": "/nonexistent-wslnet-doc",
         "NO_COLOR": "1",
         "PATH": f"{fake_wsl}:{os.environ['PATH']}",
+        "XDG_CONFIG_HOME": str(fake_wsl / "config"),  # `service install` writes its unit here
     }
     if argv[:1] == ["forward"]:
         proc = subprocess.Popen(
