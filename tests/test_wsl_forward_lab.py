@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
+    ForwarderProcess,
     ServerThread,
     assert_closed_by_peer,
     assert_schema,
@@ -87,15 +88,19 @@ def test_new_connections_follow_the_vm_to_its_new_address(
             readdress(lab, WSL_IP)
 
 
+def refused_with(lab: Lab, fwd: ForwarderProcess) -> str:
+    """A client from Windows is closed at once; the reason the forwarder logged."""
+    client = lab.socket(lab.win)
+    client.settimeout(5)
+    client.connect(("127.0.0.1", fwd.port))
+    assert_closed_by_peer(client)
+    client.close()
+    return str(fwd.wait_event("conn")[0]["reason"])
+
+
 def test_an_unknown_distro_is_a_clear_connect_error(lab: Lab, fake_wsl: dict[str, str]) -> None:
     with forwarder("0=wsl@NoSuch:80", prefix=lab.prefix(lab.win), env=fake_wsl) as fwd:
-        client = lab.socket(lab.win)
-        client.settimeout(5)
-        client.connect(("127.0.0.1", fwd.port))
-        assert_closed_by_peer(client)
-        client.close()
-        end = fwd.wait_event("conn")[0]
-        assert end["reason"] == (
+        assert refused_with(lab, fwd) == (
             "connect-dns: wsl@NoSuch: There is no distribution with the supplied name."
         )
 
@@ -339,13 +344,7 @@ def test_a_stopped_distro_is_not_booted_unless_asked(
             assert (
                 failed["msg"] == "distro Ubuntu is stopped (wslnet forward --boot would start it)"
             )
-            client = lab.socket(lab.win)
-            client.settimeout(5)
-            client.connect(("127.0.0.1", fwd.port))
-            assert_closed_by_peer(client)
-            client.close()
-            end = fwd.wait_event("conn")[0]
-            assert end["reason"] == (
+            assert refused_with(lab, fwd) == (
                 "connect-dns: distro Ubuntu is stopped (wslnet forward --boot would start it)"
             )
             assert not (folder / "booted").exists()
