@@ -143,3 +143,36 @@ def test_json_has_schema_environment_findings_and_summary() -> None:
         "commands": ["wslnet forward tcp/8000=198.18.5.20:8000"],
     }
     assert doc["summary"] == {"ok": 1, "warn": 0, "fail": 1, "skip": 1, "info": 0, "crash": 0}
+
+
+def listener_finding(port: int, reach: str, address: str = "127.0.0.1") -> Finding:
+    ev: dict[str, object] = {"proto": "tcp", "address": address, "port": port,
+                             "process": "node", "windows_localhost": reach, "reason": "r"}  # fmt: skip
+    return Finding(id="listeners.bind-address", status="ok", title="t", evidence=ev)
+
+
+def test_the_picture_stays_readable_at_30_ports_with_problems_first() -> None:
+    from wslnet.check.picture import MAX_PORTS, picture
+
+    env = Environment(
+        "wsl2", "nat", "", "Ubuntu", "", "wsl2", None, False, {"eth0": ["198.18.5.20"]}
+    )
+    found = [listener_finding(3000 + n, "yes") for n in range(29)]
+    found.append(listener_finding(8000, "no", "198.18.5.20"))
+    lines = picture(env, found, 80).splitlines()
+    assert lines[0] == "Windows host ? ═══ NAT ═══ WSL VM 198.18.5.20 (Ubuntu)"
+    assert lines[1] == "  localhost:8000 ─╳ 198.18.5.20:8000 (node): bound to eth0 only, fix below"
+    assert len(lines) == 1 + MAX_PORTS + 1
+    assert lines[-1] == "  … and 18 more ports (findings below)"
+
+
+def test_the_picture_says_what_mirrored_mode_and_windows_are() -> None:
+    from wslnet.check.picture import picture
+
+    mirrored = Environment("wsl2", "mirrored", "", "Debian", "", "wsl2", None, False)
+    head = picture(mirrored, [listener_finding(5173, "yes")], 120, ascii=True).splitlines()
+    assert head == [
+        "Windows === mirrored: one localhost === WSL (Debian)",
+        "  localhost:5173 -> shared localhost -> 127.0.0.1:5173 (node) ok",
+    ]
+    assert picture(ENV, [], 80).splitlines() == ["linux: not WSL", "  (no listening ports)"]

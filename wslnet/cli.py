@@ -432,6 +432,7 @@ def status(as_json: bool, api: str | None) -> None:
     is_flag=True,
     help="On Windows: start a stopped WSL distribution to read its mode and listeners.",
 )
+@click.option("--no-picture", is_flag=True, help="No drawing of the network above the findings.")
 @click.option("--target", multiple=True, help="Also measure the path MTU to this address.")
 def check(
     ids: tuple[str, ...],
@@ -445,6 +446,7 @@ def check(
     no_raw: bool,
     report: bool,
     boot: bool,
+    no_picture: bool,
     target: tuple[str, ...],
 ) -> None:
     """Diagnose WSL networking: every finding with its fix.
@@ -479,7 +481,16 @@ def check(
     elif as_json:
         click.echo(render.as_json(env, findings))
     else:
-        click.echo(render.for_people(findings, verbose, render.use_color()))
+        width, ascii_only = render.terminal()
+        if not no_picture:
+            from wslnet.check.picture import picture
+
+            click.echo(picture(env, findings, width, ascii_only) + "\n")
+        text = render.for_people(findings, verbose, render.use_color(), ascii_only)
+        if ascii_only:  # a legacy code page: what it cannot show becomes "?", not a crash
+            encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+            text = text.encode(encoding, "replace").decode(encoding)
+        click.echo(text)
     failed = any(f.status in ("fail", "crash") for f in findings)
     sys.exit(1 if failed else 0)
 

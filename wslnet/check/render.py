@@ -13,6 +13,7 @@ from wslnet.check.model import STATUSES, Finding
 from wslnet.where import Environment
 
 MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-", "info": "•", "crash": "✗"}
+ASCII_MARKS = {"ok": "+", "warn": "!", "fail": "x", "skip": "-", "info": "*", "crash": "x"}
 COLORS = {
     "ok": "green",
     "warn": "yellow",
@@ -38,11 +39,22 @@ def as_json(env: Environment, findings: list[Finding]) -> str:
     return json.dumps(doc, indent=2, default=str)
 
 
+def terminal() -> tuple[int, bool]:
+    """(columns to fit, ASCII only): a legacy Windows code page cannot show box drawing."""
+    import shutil
+
+    width = max(40, min(shutil.get_terminal_size((80, 24)).columns, 160))
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    return width, encoding not in ("utf8", "utf16", "utf32")
+
+
 def use_color() -> bool:
     return "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
-def for_people(findings: list[Finding], verbose: bool, color: bool) -> str:
+def for_people(
+    findings: list[Finding], verbose: bool, color: bool, ascii_only: bool = False
+) -> str:
     def paint(text: str, status: str) -> str:
         return click.style(text, fg=str(COLORS[status])) if color else text
 
@@ -50,7 +62,7 @@ def for_people(findings: list[Finding], verbose: bool, color: bool) -> str:
     for f in findings:
         if f.status == "skip" and not verbose:
             continue
-        mark = paint(MARKS[f.status], f.status)
+        mark = paint((ASCII_MARKS if ascii_only else MARKS)[f.status], f.status)
         label = " (crash)" if f.status == "crash" else ""
         lines.append(f"{mark} {f.title}{label}")
         if f.detail and (verbose or f.status in ("warn", "fail", "crash", "skip")):

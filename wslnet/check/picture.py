@@ -1,0 +1,102 @@
+"""The network as a picture, at the top of `wslnet check` for people (never in --json):
+the Windows host, the link, the VM, and one line per listening port with the path a
+Windows client takes and its verdict. Built from the findings alone (pure), so it
+always agrees with them; fits the width it is given; ASCII where the terminal cannot
+show box drawing; at most MAX_PORTS lines, problems first, then a count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wslnet.check.model import Finding
+from wslnet.where import Environment
+
+MAX_PORTS = 12
+
+
+@dataclass(frozen=True)
+class Glyphs:
+    to: str
+    blocked: str
+    link: str
+    own: str
+    ellipsis: str
+
+
+UNICODE = Glyphs("─▶", "─╳", "═══", "·", "…")
+ASCII = Glyphs("->", "-x", "===", ".", "...")
+
+
+def _why(ev: dict[str, object]) -> str:
+    """Why Windows cannot reach it, in a few words (the finding below says it all)."""
+    addr = str(ev.get("address"))
+    if ev.get("proto") == "udp":
+        return "UDP is not relayed"
+    if "localhostForwarding" in str(ev.get("reason")):
+        return "localhostForwarding=false"
+    if addr.startswith("127.") or addr == "::1":
+        return f"bound to {addr} only"
+    if addr not in ("0.0.0.0", "::"):
+        return "bound to eth0 only"
+    reason = str(ev.get("reason", ""))
+    return reason.split(": ", 1)[-1]
+
+
+def _port_line(ev: dict[str, object], mode: str | None, g: Glyphs) -> tuple[int, str]:
+    """(rank: problems first, the line) for one listener finding's evidence."""
+    addr, port = str(ev.get("address")), ev.get("port")
+    where = f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+    proc = f" ({ev['process']})" if ev.get("process") else ""
+    proto = "udp " if ev.get("proto") == "udp" else ""
+    reach = ev.get("windows_localhost")
+    reason = str(ev.get("reason", ""))
+    if reach == "n/a":
+        return 3, f"  {g.own} {proto}{where}{proc}: {reason.split(':')[0]}"
+    if reach == "yes":
+        via = "shared localhost" if mode == "mirrored" else "relay"
+        return 2, f"  {proto}localhost:{port} {g.to} {via} {g.to} {where}{proc} ok"
+    if reach == "if-published":
+        return 1, f"  {proto}localhost:{port} {g.to} docker -p {g.to} {where}{proc} if published"
+    if reach == "ipv6-only":
+        return (
+            0,
+            f"  {proto}[::1]:{port} {g.to} relay {g.to} {where}{proc}: not as 127.0.0.1, fix below",
+        )
+    return 0, f"  {proto}localhost:{port} {g.blocked} {where}{proc}: {_why(ev)}, fix below"
+
+
+def _fit(line: str, width: int, g: Glyphs) -> str:
+    return line if len(line) <= width else line[: width - len(g.ellipsis)] + g.ellipsis
+
+
+def picture(env: Environment, findings: list[Finding], width: int = 80, ascii: bool = False) -> str:
+    g = ASCII if ascii else UNICODE
+    host = next((f.title for f in findings if f.id == "host.address" and f.status == "ok"), None)
+    host_addr = host.split()[3] if host else "?"
+    vm = env.vm_addresses[0] if env.vm_addresses else "?"
+    mode = env.networking_mode
+    distro = f" ({env.distro})" if env.distro else ""
+    if env.kind == "windows":
+        head = f"Windows (this machine) {g.link} WSL"
+    elif mode == "mirrored":
+        head = f"Windows {g.link} mirrored: one localhost {g.link} WSL{distro}"
+    elif mode == "wsl1":
+        head = f"Windows {g.link} WSL1: one network stack {g.link} WSL{distro}"
+    elif env.in_wsl:
+        link = f"{g.link} {(mode or '?').upper()} {g.link}"
+        head = f"Windows host {host_addr} {link} WSL VM {vm}{distro}"
+    else:
+        head = f"{env.kind}: not WSL"
+    ports = [f for f in findings if f.id in ("listeners.bind-address", "wsl.listeners")]
+    rows = sorted(
+        (_port_line(f.evidence, mode, g) for f in ports if "port" in f.evidence),
+        key=lambda r: r[0],
+    )
+    lines = [head]
+    for _, line in rows[:MAX_PORTS]:
+        lines.append(line)
+    if len(rows) > MAX_PORTS:
+        lines.append(f"  {g.ellipsis} and {len(rows) - MAX_PORTS} more ports (findings below)")
+    if not rows:
+        lines.append("  (no listening ports)")
+    return "\n".join(_fit(line, width, g) for line in lines)
