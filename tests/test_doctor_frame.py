@@ -146,8 +146,8 @@ def test_json_has_schema_environment_findings_and_summary() -> None:
 
 
 def listener_finding(port: int, reach: str, address: str = "127.0.0.1") -> Finding:
-    ev: dict[str, object] = {"proto": "tcp", "address": address, "port": port,
-                             "process": "node", "windows_localhost": reach, "reason": "r"}  # fmt: skip
+    ev: dict[str, object] = {"proto": "tcp", "address": address, "port": port}
+    ev.update(process="node", windows_localhost=reach, reason="r")
     return Finding(id="listeners.bind-address", status="ok", title="t", evidence=ev)
 
 
