@@ -4,7 +4,8 @@ set -euo pipefail
 want=()
 need() { command -v "$1" >/dev/null 2>&1 || want+=("$2"); }
 case "${1:-lab}" in
-  lab)   need ip iproute2; need nft nftables; need sysctl procps; need setpriv util-linux; need jq jq ;;
+  lab)   need ip iproute2; need nft nftables; need sysctl procps; need setpriv util-linux; need jq jq
+         need chromium chromium; need chromedriver chromium-driver ;;
   bench) need ip iproute2; need iperf3 iperf3; need socat socat; need haproxy haproxy ;;
 esac
 ((${#want[@]})) || exit 0

@@ -172,7 +172,8 @@ def test_hostile_api_requests_get_4xx_one_line_each_and_no_traceback() -> None:
         # Non-ASCII bytes in the header itself, no valid token: 401, not 500.
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             s.sendall(
-                b"GET /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n\r\n"
+                b"GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Authorization: Bearer \xff\xfe\r\n\r\n"
             )
             assert s.recv(100).startswith(b"HTTP/1.1 401")
         errors = fwd.wait_event("api-error", count=len(cases) + 1)

@@ -31,6 +31,7 @@ def test_the_wheel_installs_into_a_clean_venv_and_its_commands_run(tmp_path: Pat
     (wheel,) = dist.glob("wslnet-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "wslnet/py.typed" in names and "wslnet/schemas/check.json" in names
+    assert "wslnet/forward/control/dashboard.html" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA")))
     assert b"Requires-Dist: scapy>=2.5; sys_platform != 'win32'" in metadata

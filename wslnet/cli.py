@@ -280,6 +280,43 @@ def _api_address(text: str, allow_remote: bool) -> tuple[str, int]:
     return host, ep.port
 
 
+@cli.command()
+@click.option("--api", default=None, metavar="[HOST:]PORT", help="Default: from the state file.")
+@click.option("--no-browser", is_flag=True, help="Print the login link; open no browser.")
+def dashboard(api: str | None, no_browser: bool) -> None:
+    """Open the live dashboard of a running `wslnet forward --api` (a one-time login link)."""
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+    import webbrowser
+
+    from wslnet.forward.control.statefile import find_api
+
+    token = os.environ.get("WSLNET_API_TOKEN")
+    url = None
+    if api is not None:
+        from wslnet.forward.core.rules import format_hostport
+
+        url = "http://" + format_hostport(*_api_address(api, allow_remote=True))
+    if url is None or token is None:
+        found_url, found_token = find_api()
+        url, token = url or found_url, token or found_token
+    req = urllib.request.Request(
+        f"{url}/v1/login-link", method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            link = str(json.loads(resp.read())["url"])
+    except urllib.error.HTTPError as exc:
+        raise WslnetError(f"{url}: HTTP {exc.code} (wrong token?)") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise WslnetError(f"{url}: cannot reach the forwarder ({exc})") from None
+    click.echo(link)
+    if not no_browser:
+        webbrowser.open(link)
+
+
 @cli.group()
 def service() -> None:
     """Run `wslnet forward --config ...` at logon and keep it running.

@@ -20,6 +20,7 @@ from aiohttp import web
 from wslnet.contract import document
 from wslnet.errors import ListenError, UsageError
 from wslnet.forward.control import status as st
+from wslnet.forward.control.dashboard import COOKIE, Dashboard
 from wslnet.forward.control.reload import Reloader
 from wslnet.forward.control.requests import MAX_BODY, forward_request
 from wslnet.forward.control.statefile import ApiState, state_dir, write_private
@@ -126,6 +127,7 @@ class ControlApi:
         self.runner: web.AppRunner | None = None
         self.server: asyncio.base_events.Server | None = None
         self.gate = _Gate(fwd.log)
+        self.dashboard = Dashboard(fwd.log, host)
         self.url = ""
 
     async def start(self) -> None:
@@ -142,6 +144,8 @@ class ControlApi:
                 web.delete("/v1/forwards/{id}", self.delete_forward),
                 web.post("/v1/reload", self.reload),
                 web.get("/metrics", self.metrics),
+                web.post("/v1/login-link", self.login_link),
+                *self.dashboard.routes(),
             ]
         )
         self.runner = web.AppRunner(
@@ -210,17 +214,32 @@ class ControlApi:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return web.json_response({"error": why}, status=status, headers=headers)
 
-    @web.middleware
-    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    def _bearer(self, request: web.Request) -> bool:
         given = request.headers.get("Authorization", "")
         # Headers arrive as str, undecodable bytes as surrogates: compare bytes as sent.
         sent = given.encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(sent, f"Bearer {self.token}".encode()):
-            return self._refused(
-                request, 401, "a bearer token is required (see the api-token file)"
-            )
+        return hmac.compare_digest(sent, f"Bearer {self.token}".encode())
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        board = self.dashboard
+        # A bearer token cannot come from a rebound page; a browser's cookie or
+        # an open page can, so those must name the loopback host they expect.
+        if not self._bearer(request):
+            if not board.host_allowed(request):
+                return self._refused(request, 403, "Host is not a loopback name (DNS rebinding?)")
+            why = None if board.open_path(request) else board.session_allows(request)
+            if why is not None:
+                status = 403 if request.cookies.get(COOKIE) in board.sessions else 401
+                return self._refused(request, status, why)
         response: web.StreamResponse = await handler(request)
         return response
+
+    async def login_link(self, request: web.Request) -> web.Response:
+        """A one-time dashboard login link, for `wslnet dashboard` (bearer token only)."""
+        if not self._bearer(request):
+            return self._refused(request, 401, "a bearer token is required")
+        return web.json_response(document(url=self.dashboard.login_url(self.url)))
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")

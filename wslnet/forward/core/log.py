@@ -8,6 +8,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Literal
 
@@ -74,6 +75,8 @@ class EventLog:
         self._unreported = 0  # of those, the ones no log-dropped line has told of yet
         self._queue: queue.Queue[_Record | threading.Event | None] = queue.Queue(queue_size)
         self._limits: dict[str, _Limit] = {}
+        # Called on the event loop for every event, before the threshold: keep them cheap.
+        self.observers: list[Callable[[Level, Event, str, dict[str, object]], None]] = []
         self._lock = threading.Lock()  # the drop counts, shared with the writer
         self._writer = threading.Thread(target=self._write_lines, name="wslnet-log", daemon=True)
         self._writer.start()
@@ -82,6 +85,9 @@ class EventLog:
         return LEVELS[level] >= self.threshold
 
     def __call__(self, level: Level, event: Event, msg: str = "", **fields: object) -> None:
+        if self.observers:
+            for observe in self.observers:
+                observe(level, event, msg, fields)
         if LEVELS[level] < self.threshold:
             return
         try:
