@@ -55,6 +55,18 @@ def assert_closed_by_peer(sock: socket.socket) -> None:
         pass
 
 
+def assert_closed_on_connect(sock: socket.socket, host: str, port: int) -> None:
+    """Connects and sees the forwarder end the connection. Its reset may come so soon
+    that connect() itself reports it, before this thread polled the handshake."""
+    sock.settimeout(5)
+    with sock:
+        try:
+            sock.connect((host, port))
+        except ConnectionResetError:
+            return
+        assert_closed_by_peer(sock)
+
+
 def ping(sock: socket.socket, host: str, port: int, data: bytes = b"ping") -> bytes:
     """Connects `sock` (made in whichever namespace), sends `data`, returns the answer."""
     sock.settimeout(5)

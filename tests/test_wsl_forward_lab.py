@@ -21,7 +21,7 @@ import pytest
 from tests.helpers import (
     ForwarderProcess,
     ServerThread,
-    assert_closed_by_peer,
+    assert_closed_on_connect,
     assert_schema,
     echo,
     forwarder,
@@ -90,11 +90,7 @@ def test_new_connections_follow_the_vm_to_its_new_address(
 
 def refused_with(lab: Lab, fwd: ForwarderProcess) -> str:
     """A client from Windows is closed at once; the reason the forwarder logged."""
-    client = lab.socket(lab.win)
-    client.settimeout(5)
-    client.connect(("127.0.0.1", fwd.port))
-    assert_closed_by_peer(client)
-    client.close()
+    assert_closed_on_connect(lab.socket(lab.win), "127.0.0.1", fwd.port)
     return str(fwd.wait_event("conn")[0]["reason"])
 
 
