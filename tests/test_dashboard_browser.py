@@ -10,10 +10,13 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -152,3 +155,26 @@ def test_a_login_link_works_once_and_a_foreign_host_is_refused() -> None:
         )
         with urllib.request.urlopen(scripted, timeout=5) as resp:
             assert resp.status == 200
+
+
+def test_wslnet_dashboard_finds_the_running_forwarder_and_prints_a_working_link(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    env.pop("WSLNET_API_TOKEN", None)  # the forwarder makes its token file; the CLI reads it
+    cmd = [sys.executable, "-m", "wslnet", "dashboard", "--no-browser"]
+    with forwarder("--api", str(free_port()), env=env):
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=20, env=env)
+        assert res.returncode == 0, res.stderr
+        link = res.stdout.strip()
+        assert link.startswith("http://127.0.0.1:") and "/login?" in link
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with opener.open(link, timeout=5) as resp:
+            assert resp.status == 200
+        status = link.split("/login?")[0] + "/v1/status"
+        with opener.open(status, timeout=5) as resp:
+            assert json.loads(resp.read())["schema"] == 1
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=20, env=env)
+    assert res.returncode == 1
+    assert res.stderr.startswith("wslnet: no forwarder is running"), res.stderr
+    assert len(res.stderr.splitlines()) == 1

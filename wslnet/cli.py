@@ -6,7 +6,7 @@ import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import click
 
@@ -14,6 +14,9 @@ from wslnet import __version__
 from wslnet.errors import UsageError, WslnetError
 from wslnet.forward.core.config import Engine as EngineName
 from wslnet.forward.core.config import ForwardConfig, LogFormat, LoopName
+
+if TYPE_CHECKING:
+    from wslnet.forward.control.client import ApiClient
 
 # Commands import what they need inside their bodies: `wslnet ip host` is called from
 # scripts and must start fast, so nothing heavy (asyncio, aiohttp, scapy) loads at import.
@@ -280,40 +283,41 @@ def _api_address(text: str, allow_remote: bool) -> tuple[str, int]:
     return host, ep.port
 
 
+def _api_client(api: str | None) -> ApiClient:
+    """The running forwarder that --api names ([HOST:]PORT or a URL), or the state file's."""
+    from wslnet.forward.control.client import ApiClient
+
+    if api is not None and "://" not in api:
+        from wslnet.forward.core.rules import format_hostport
+
+        api = "http://" + format_hostport(*_api_address(api, allow_remote=True))
+    return ApiClient.locate(api)
+
+
+_API_OPTION = click.option(
+    "--api",
+    "api",
+    default=None,
+    metavar="[HOST:]PORT",
+    help="Where the API listens, as given to `forward --api` (or a URL). "
+    "Default: from the state file.",
+)
+
+
 @cli.command()
-@click.option("--api", default=None, metavar="[HOST:]PORT", help="Default: from the state file.")
+@_API_OPTION
 @click.option("--no-browser", is_flag=True, help="Print the login link; open no browser.")
 def dashboard(api: str | None, no_browser: bool) -> None:
     """Open the live dashboard of a running `wslnet forward --api` (a one-time login link)."""
-    import json
-    import os
-    import urllib.error
-    import urllib.request
-    import webbrowser
-
-    from wslnet.forward.control.statefile import find_api
-
-    token = os.environ.get("WSLNET_API_TOKEN")
-    url = None
-    if api is not None:
-        from wslnet.forward.core.rules import format_hostport
-
-        url = "http://" + format_hostport(*_api_address(api, allow_remote=True))
-    if url is None or token is None:
-        found_url, found_token = find_api()
-        url, token = url or found_url, token or found_token
-    req = urllib.request.Request(
-        f"{url}/v1/login-link", method="POST", headers={"Authorization": f"Bearer {token}"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            link = str(json.loads(resp.read())["url"])
-    except urllib.error.HTTPError as exc:
-        raise WslnetError(f"{url}: HTTP {exc.code} (wrong token?)") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise WslnetError(f"{url}: cannot reach the forwarder ({exc})") from None
+    client = _api_client(api)
+    doc = client.call("/v1/login-link", "POST")
+    link = doc.get("url") if isinstance(doc, dict) else None
+    if not isinstance(link, str):
+        raise WslnetError(f"{client.url}: the answer holds no login link; is it wslnet?")
     click.echo(link)
     if not no_browser:
+        import webbrowser
+
         webbrowser.open(link)
 
 
@@ -391,43 +395,14 @@ def service_status(kind: str) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="The raw status document.")
-@click.option(
-    "--api",
-    "api",
-    default=None,
-    metavar="[HOST:]PORT",
-    help="Where the API listens, as given to `forward --api` (or a URL). "
-    "Default: from the state file.",
-)
+@_API_OPTION
 def status(as_json: bool, api: str | None) -> None:
     """The status of a running `wslnet forward --api`."""
     import json
-    import os
-    import urllib.error
-    import urllib.request
 
     from wslnet.forward.control.status import render
 
-    token = os.environ.get("WSLNET_API_TOKEN")
-    if api is not None and "://" not in api:
-        from wslnet.forward.core.rules import format_hostport
-
-        api = "http://" + format_hostport(*_api_address(api, allow_remote=True))
-    if api is None or token is None:
-        from wslnet.forward.control.statefile import find_api
-
-        found_url, found_token = find_api()
-        api, token = api or found_url, token or found_token
-    req = urllib.request.Request(
-        f"{api.rstrip('/')}/v1/status", headers={"Authorization": f"Bearer {token}"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            doc = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        raise WslnetError(f"{api}: HTTP {exc.code} (wrong token?)") from None
-    except (OSError, ValueError) as exc:
-        raise WslnetError(f"{api}: cannot reach the forwarder ({exc})") from None
+    doc = _api_client(api).call("/v1/status")
     click.echo(json.dumps(doc, indent=2) if as_json else render(doc))
 
 
