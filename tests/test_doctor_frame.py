@@ -176,3 +176,24 @@ def test_the_picture_says_what_mirrored_mode_and_windows_are() -> None:
         "  localhost:5173 -> shared localhost -> 127.0.0.1:5173 (node) ok",
     ]
     assert picture(ENV, [], 80).splitlines() == ["linux: not WSL", "  (no listening ports)"]
+
+
+def test_the_picture_colors_problems_red_and_fine_ports_green_only_when_asked() -> None:
+    from wslnet.check.picture import picture
+
+    env = Environment(
+        "wsl2", "nat", "", "Ubuntu", "", "wsl2", None, False, {"eth0": ["198.18.5.20"]}
+    )
+    found = [listener_finding(5173, "yes"), listener_finding(8000, "no", "198.18.5.20")]
+    head, bad, good = picture(env, found, 80, color=True).splitlines()
+    assert "\x1b" not in head
+    assert bad.startswith("\x1b[31m  localhost:8000") and bad.endswith("\x1b[0m")
+    assert good.startswith("\x1b[32m  localhost:5173")
+    assert "\x1b" not in picture(env, found, 80)
+
+
+def test_no_color_in_the_environment_turns_color_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert render.use_color()
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not render.use_color()

@@ -497,7 +497,7 @@ def check(
         if not no_picture:
             from wslnet.check.picture import picture
 
-            click.echo(picture(env, findings, width, ascii_only) + "\n")
+            click.echo(picture(env, findings, width, ascii_only, render.use_color()) + "\n")
         text = render.for_people(findings, verbose, render.use_color(), ascii_only)
         if ascii_only:  # a legacy code page: what it cannot show becomes "?", not a crash
             encoding = getattr(sys.stdout, "encoding", None) or "ascii"

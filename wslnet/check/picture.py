@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import click
+
 from wslnet.check.model import Finding
 from wslnet.where import Environment
 
@@ -69,10 +71,26 @@ def _fit(line: str, width: int, g: Glyphs) -> str:
     return line if len(line) <= width else line[: width - len(g.ellipsis)] + g.ellipsis
 
 
-def picture(env: Environment, findings: list[Finding], width: int = 80, ascii: bool = False) -> str:
+# Port lines by rank: a problem, a maybe, fine, not Windows' business.
+_RANK_COLORS = ("red", "yellow", "green", None)
+
+
+def picture(
+    env: Environment,
+    findings: list[Finding],
+    width: int = 80,
+    ascii: bool = False,
+    color: bool = False,
+) -> str:
     g = ASCII if ascii else UNICODE
-    host = next((f.title for f in findings if f.id == "host.address" and f.status == "ok"), None)
-    host_addr = host.split()[3] if host else "?"
+    host_addr = next(
+        (
+            str(f.evidence["address"])
+            for f in findings
+            if f.id == "host.address" and f.status == "ok"
+        ),
+        "?",
+    )
     vm = env.vm_addresses[0] if env.vm_addresses else "?"
     mode = env.networking_mode
     distro = f" ({env.distro})" if env.distro else ""
@@ -92,11 +110,14 @@ def picture(env: Environment, findings: list[Finding], width: int = 80, ascii: b
         (_port_line(f.evidence, mode, g) for f in ports if "port" in f.evidence),
         key=lambda r: r[0],
     )
-    lines = [head]
-    for _, line in rows[:MAX_PORTS]:
-        lines.append(line)
+    lines: list[tuple[int, str]] = [(3, head), *rows[:MAX_PORTS]]
     if len(rows) > MAX_PORTS:
-        lines.append(f"  {g.ellipsis} and {len(rows) - MAX_PORTS} more ports (findings below)")
+        lines.append((3, f"  {g.ellipsis} and {len(rows) - MAX_PORTS} more ports (findings below)"))
     if not rows:
-        lines.append("  (no listening ports)")
-    return "\n".join(_fit(line, width, g) for line in lines)
+        lines.append((3, "  (no listening ports)"))
+    out = []
+    for rank, line in lines:
+        fitted = _fit(line, width, g)  # before styling: escape codes take no columns
+        hue = _RANK_COLORS[rank] if color else None
+        out.append(click.style(fitted, fg=hue) if hue else fitted)
+    return "\n".join(out)

@@ -205,6 +205,7 @@ def host_address(host: HostAddress) -> list[Finding]:
             )
         ]
     detail = "; ".join(c.verdict for c in host.candidates if not c.usable)
+    ev["address"] = host.address
     findings = [ok(f"Windows host is {host.address} ({host.source})", detail=detail, evidence=ev)]
     for c in host.candidates:
         if c.source == "/etc/hosts" and not c.usable and c.address != host.address:
