@@ -23,10 +23,12 @@ from wslnet.forward.core.log import Event, EventLog, Level
 
 COOKIE = "wslnet_session"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
-SHOWN_EVENTS = {
-    "auto-add", "auto-remove", "rule-removed", "rule-failed", "reloaded", "reload-rejected",
-    "target-moved", "resolved", "resolve-failed", "stopping",
-}  # fmt: skip
+# What changed, and what went wrong, once each (denied/rejected arrive rate-limited).
+SHOWN_EVENTS: frozenset[Event] = frozenset({
+    "listening", "rule-removed", "rule-failed", "auto-add", "auto-remove", "auto-failed",
+    "auto-restart", "reloaded", "reload-rejected", "resolved", "resolve-failed", "denied",
+    "rejected", "target-moved", "firewall-hint", "no-ipv6", "stopping",
+})  # fmt: skip
 
 
 class Dashboard:
