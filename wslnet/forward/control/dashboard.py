@@ -37,7 +37,9 @@ class Dashboard:
         self.logins: set[str] = set()  # one-time login tokens not used yet
         self.sessions: set[str] = set()
         self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=200)
-        self.page = resources.files("wslnet.forward.control").joinpath("dashboard.html")
+        # Read once, at start: no file I/O on the loop per request.
+        page = resources.files("wslnet.forward.control").joinpath("dashboard.html")
+        self.page = page.read_text(encoding="utf-8")
         log.observers.append(self._observe)
 
     def _observe(self, level: Level, event: Event, msg: str, fields: dict[str, object]) -> None:
@@ -78,14 +80,14 @@ class Dashboard:
         return None
 
     async def index(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.page.read_text(encoding="utf-8"), content_type="text/html")
+        return web.Response(text=self.page, content_type="text/html")
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         token = request.query.get("t", "")
         if token not in self.logins:
             return web.Response(
                 status=403, text="this login link was used already, or is unknown: run "
-                "`wslnet dashboard` for a new one\\n",
+                "`wslnet dashboard` for a new one\n",
             )  # fmt: skip
         self.logins.discard(token)
         sid = secrets.token_urlsafe(32)
