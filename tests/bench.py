@@ -1,7 +1,8 @@
 """`make bench`: wslnet's forwarder against a direct connection, socat and HAProxy, in one run.
 
 All traffic stays on loopback. Prints one table (each figure also as a ratio to socat and
-to HAProxy) and writes it as JSON. Peers: iperf3, socat, haproxy (Debian packages).
+to HAProxy) and writes it as JSON. Peers: iperf3, socat, haproxy; for UDP nginx stream
+(tests/bench_udp.py). All Debian packages, installed by `tests/system-deps.sh bench`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: tests/bench.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests import bench_udp
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -378,11 +383,19 @@ def main() -> int:
     ap.add_argument("--idle", type=int, default=1000, help="idle connections for the RSS figure")
     ap.add_argument("--json", type=Path, default=ROOT / "bench-results.json")
     ap.add_argument("--engines", default="splice,protocol,protocol-asyncio")
+    ap.add_argument("--udp-only", action="store_true", help="only the UDP table")
     args = ap.parse_args()
     for tool in ("iperf3", "socat", "haproxy"):
         if shutil.which(tool) is None:
             print(f"bench: {tool} is missing (make bench installs it)", file=sys.stderr)
             return 2
+    if bench_udp.missing():
+        print(f"bench: {bench_udp.missing()} missing (make bench installs them)", file=sys.stderr)
+        return 2
+    if args.udp_only:
+        udp = bench_udp.run(Path(tempfile.mkdtemp(prefix="wslnet-bench-")))
+        print(bench_udp.render(udp) + "\n" + "\n".join(bench_udp.targets(udp)))
+        return 0
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -446,6 +459,7 @@ def main() -> int:
             p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
 
+    udp = bench_udp.run(Path(tempfile.mkdtemp(prefix="wslnet-bench-")))
     cli = cli_timings()
     doctor = doctor_timings()
     for name, seconds in (doctor or {}).items():
@@ -457,10 +471,12 @@ def main() -> int:
     table = (
         render(results)
         + "\n\n"
+        + bench_udp.render(udp)
+        + "\n\n"
         + "\n".join(f"| {name:<62} | {value * 1000:>7.0f} ms |" for name, value in cli.items())
     )
     print(table)
-    verdicts = targets(results)
+    verdicts = targets(results) + bench_udp.targets(udp)
     ip_host = cli["wslnet ip host (median of 20)"]
     check = cli["wslnet check --json, no dns (median of 5)"]
     verdicts += [
@@ -480,7 +496,13 @@ def main() -> int:
     print("\n".join(verdicts))
     args.json.write_text(
         json.dumps(
-            {"results": results, "cli_seconds": cli, "targets": verdicts, "table": table},
+            {
+                "results": results,
+                "udp": udp,
+                "cli_seconds": cli,
+                "targets": verdicts,
+                "table": table,
+            },
             indent=2,
         )
         + "\n"
