@@ -99,38 +99,20 @@ class Forwarder:
 
     async def start(self, rs: RuleState) -> None:
         """Serves a rule the table has bound (the table's Ports)."""
-        rule = rs.rule
+        rule, cfg, target = rs.rule, self.config, str(rs.rule.target)
         if rule.proto == "udp":
-            cfg = self.config
-            rs.udp = UdpRule(
-                rule,
-                rs.id,
-                [lst.sock for lst in rs.listeners],
-                self.resolver,
-                self.log,
-                cfg.udp_timeout,
-                cfg.udp_max_sessions,
-                rs.counters,
-            )
+            socks = [lst.sock for lst in rs.listeners]
+            rs.udp = UdpRule(rule, rs.id, socks, self.resolver, self.log, cfg.udp_timeout,
+                             cfg.udp_max_sessions, rs.counters)  # fmt: skip
             await rs.udp.start()
-            for lst in rs.listeners:
-                listen = "udp/" + lst.bound
-                target = str(rule.target)
-                self.log(
-                    "info",
-                    "listening",
-                    rule=rs.id,
-                    listen=listen,
-                    target=target,
-                    udp_timeout=cfg.udp_timeout,
-                )
-            return
         for lst in rs.listeners:
+            if rs.udp is not None:
+                self.log("info", "listening", rule=rs.id, listen=f"udp/{lst.bound}",
+                         target=target, udp_timeout=cfg.udp_timeout)  # fmt: skip
+                continue
             self.strategy.watch(lst)
-            target = str(rule.target)
-            self.log(
-                "info", "listening", rule=rs.id, listen=lst.bound, target=target, engine=self.engine
-            )
+            self.log("info", "listening", rule=rs.id, listen=lst.bound, target=target,
+                     engine=self.engine)  # fmt: skip
 
     def stop(self, rs: RuleState) -> None:
         """Stops listening on a rule (idempotent). UDP sessions end with it."""
