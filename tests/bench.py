@@ -19,10 +19,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # run as a script: tests/bench.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests import bench_udp
+from tests.bench_table import ratio_table
+
+if TYPE_CHECKING:
+    from tests.lab import Lab
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -238,17 +243,25 @@ def _time(argv: list[str], runs: int) -> float:
     return statistics.median(times)
 
 
+def _lab(what: str) -> Lab | None:
+    """The network lab (root), or None after saying why `what` is left out."""
+    from tests.lab import Lab, LabUnavailable
+
+    try:
+        return Lab()
+    except LabUnavailable as exc:
+        print(f"bench: {what} skipped: {exc}", file=sys.stderr)
+        return None
+
+
 def auto_delay(count: int = 50) -> dict[str, float] | None:
     """Seconds from listen() inside the lab's WSL VM to `wslnet forward --auto` forwarding
     it (its `auto-add` line), for `count` listeners: p50 and p95. Needs root (the lab)."""
-    sys.path.insert(0, str(ROOT))
     from tests.helpers import ForwarderProcess, listening_socket
-    from tests.lab import WSL_IP, Lab, LabUnavailable
+    from tests.lab import WSL_IP
 
-    try:
-        lab = Lab()
-    except LabUnavailable as exc:
-        print(f"bench: auto-forward delay skipped: {exc}", file=sys.stderr)
+    lab = _lab("auto-forward delay")
+    if lab is None:
         return None
     tmp = Path(tempfile.mkdtemp(prefix="wslnet-bench-auto-"))
     socks = []
@@ -293,14 +306,11 @@ def doctor_timings(rounds: int = 3) -> dict[str, float] | None:
     import contextlib
     import socket as sk
 
-    sys.path.insert(0, str(ROOT))
     from tests import scenarios as sc
-    from tests.lab import WIN_WSL_IP, Lab, LabUnavailable
+    from tests.lab import WIN_WSL_IP
 
-    try:
-        lab = Lab()
-    except LabUnavailable as exc:
-        print(f"bench: doctor timings skipped: {exc}", file=sys.stderr)
+    lab = _lab("doctor timings")
+    if lab is None:
         return None
     tmp = Path(tempfile.mkdtemp(prefix="wslnet-bench-doctor-"))
     vm = sc.Vm(lab, tmp)
@@ -522,22 +532,7 @@ METRICS = [
 
 
 def render(results: dict[str, dict[str, float | None]]) -> str:
-    refs = ["socat", "haproxy", "haproxy-splice"]
-    head = f"| {'metric':<36} | {'peer':<16} | {'value':>9} | " + " | ".join(
-        f"{'x ' + r:>16}" for r in refs
-    )
-    lines = [head + " |", "|" + "|".join("-" * (len(c) + 2) for c in head.split("|")[1:]) + "|"]
-    for key, title, fmt in METRICS:
-        for peer, row in results.items():
-            value = row.get(key)
-            cells = []
-            for ref in refs:
-                base = results.get(ref, {}).get(key)
-                cells.append(f"{value / base:>16.2f}" if value and base else f"{'-':>16}")
-            shown = fmt.format(value) if value is not None else "-"
-            lines.append(f"| {title:<36} | {peer:<16} | {shown:>9} | " + " | ".join(cells) + " |")
-            title = ""
-    return "\n".join(lines)
+    return ratio_table("metric", METRICS, results, ["socat", "haproxy", "haproxy-splice"])
 
 
 def targets(results: dict[str, dict[str, float | None]]) -> list[str]:

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.bench_table import Results, ratio_table
+
 PY = sys.executable
 NGINX_STREAM = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 
@@ -147,17 +149,9 @@ def run(tmp: Path, seconds: float = 3.0, rounds: int = 3) -> dict[str, dict[str,
 
 
 def render(results: dict[str, dict[str, float]]) -> str:
-    refs = ["socat", "nginx-stream"]
-    head = f"| {'UDP 64B request/response per s':<36} | {'peer':<18} | {'value':>9} | " + (
-        " | ".join(f"{'x ' + r:>14}" for r in refs)
-    )
-    lines = [head + " |", "|" + "|".join("-" * (len(c) + 2) for c in head.split("|")[1:]) + "|"]
-    for key, title in (("par8", "8 client processes"), ("seq", "1 sequential client")):
-        for peer, row in results.items():
-            cells = " | ".join(f"{row[key] / results[r][key]:>14.2f}" for r in refs)
-            lines.append(f"| {title:<36} | {peer:<18} | {row[key]:>9.0f} | {cells} |")
-            title = ""
-    return "\n".join(lines)
+    metrics = [("par8", "8 client processes", "{:.0f}"), ("seq", "1 sequential client", "{:.0f}")]
+    rows: Results = {peer: dict(row) for peer, row in results.items()}
+    return ratio_table("UDP 64B request/response per s", metrics, rows, ["socat", "nginx-stream"])
 
 
 def targets(results: dict[str, dict[str, float]]) -> list[str]:

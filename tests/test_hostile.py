@@ -104,12 +104,18 @@ BAD_FILES = [
 ]
 
 
-def test_the_config_watcher_survives_every_bad_rewrite(
-    servers: ServerThread, tmp_path: Path
-) -> None:
+def good_config(servers: ServerThread, tmp_path: Path) -> tuple[Path, int]:
+    """A config file with one rule to a live echo server, and that server's port."""
     target = servers.serve(echo)
     conf = tmp_path / "forward.toml"
     conf.write_text(rule_file(target))
+    return conf, target
+
+
+def test_the_config_watcher_survives_every_bad_rewrite(
+    servers: ServerThread, tmp_path: Path
+) -> None:
+    conf, target = good_config(servers, tmp_path)
     with forwarder("--config", str(conf)) as fwd:
         for n, (text, why) in enumerate(BAD_FILES, 1):
             write(conf, text)
@@ -141,9 +147,7 @@ def test_a_fifo_or_a_device_as_config_file_is_refused_at_once(tmp_path: Path) ->
 def test_a_config_file_replaced_by_a_fifo_is_rejected_and_forwarding_goes_on(
     servers: ServerThread, tmp_path: Path
 ) -> None:
-    target = servers.serve(echo)
-    conf = tmp_path / "forward.toml"
-    conf.write_text(rule_file(target))
+    conf, _ = good_config(servers, tmp_path)
     with forwarder("--config", str(conf)) as fwd:
         conf.unlink()
         os.mkfifo(conf)
