@@ -100,8 +100,18 @@ class ProtocolRelay(Relay):
         return self.target.received
 
     def start(self) -> None:
-        # Wrapping both sockets is async; the task is kept by the loop until it ends.
-        self._wrap = self.loop.create_task(self._wrap_sockets())
+        # The stdlib loops (selector and Windows' proactor) wrap a connected socket at
+        # once, as their own servers do for each accept: no task, no future, two loop
+        # turns fewer than the public coroutines, which uvloop still needs.
+        make = getattr(self.loop, "_make_socket_transport", None)
+        if make is None:
+            self._wrap = self.loop.create_task(self._wrap_sockets())
+            return
+        try:
+            make(self.target_sock, self.target)
+            make(self.client_sock, self.client)
+        except OSError as exc:
+            self.abort(f"error: {exc}")
 
     async def _wrap_sockets(self) -> None:
         try:
