@@ -104,7 +104,7 @@ class Forwarder:
             socks = [lst.sock for lst in rs.listeners]
             rs.udp = UdpRule(rule, rs.id, socks, self.resolver, self.log, cfg.udp_timeout,
                              cfg.udp_max_sessions, rs.counters)  # fmt: skip
-            await rs.udp.start()
+            rs.udp.start()
         for lst in rs.listeners:
             if rs.udp is not None:
                 self.log("info", "listening", rule=rs.id, listen=f"udp/{lst.bound}",

@@ -14,12 +14,13 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any
 
 from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.resolve import Address, ResolveError, Resolver
 from wslnet.forward.core.rules import Rule, admits, format_addr, format_hostport
 from wslnet.forward.core.stats import Counters, end_level
+from wslnet.forward.data.udp_port import DatagramPort, open_port
 
 UDP_BUFFER = 4 << 20
 
@@ -51,58 +52,18 @@ def big_buffers(sock: socket.socket) -> None:
                 pass
 
 
-_PENDING_LIMIT = 64  # datagrams held while a new session's socket is being set up
-
-
-def _send(
-    transport: asyncio.DatagramTransport,
-    sock: socket.socket,
-    data: bytes,
-    addr: tuple[str, int] | None = None,
-) -> None:
-    if data:
-        transport.sendto(data, addr)
-        return
-    # asyncio (3.11) drops an empty sendto; an empty datagram is still a datagram.
-    try:
-        if addr is None:
-            sock.send(b"")
-        else:
-            sock.sendto(b"", addr)
-    except OSError:
-        pass
-
-
-class _Listen(asyncio.DatagramProtocol):
-    def __init__(self, owner: UdpRule, sock: socket.socket) -> None:
-        self.owner = owner
-        self.sock = sock
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.owner.from_client(self, data, addr)
-
-    def reply(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.transport is not None
-        _send(self.transport, self.sock, data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # an ICMP error about a reply we sent to a client: nothing to do
+_PENDING_LIMIT = 64  # datagrams held while a new session's target is being resolved
 
 
 @dataclass(eq=False)
-class Session(asyncio.DatagramProtocol):
+class Session:
     owner: UdpRule
-    client: tuple[str, int]
-    reply_via: _Listen
+    client: Any  # the client's address, as recvfrom gave it
+    reply_via: DatagramPort
     started: float = field(default_factory=time.monotonic)
     last: float = field(default_factory=time.monotonic)
     target: str = ""
-    transport: asyncio.DatagramTransport | None = None
-    sock: socket.socket | None = None
+    port: DatagramPort | None = None  # the connected socket towards the target, once open
     pending: list[bytes] = field(default_factory=list)
     up: int = 0
     down: int = 0
@@ -110,24 +71,21 @@ class Session(asyncio.DatagramProtocol):
     datagrams_down: int = 0
     ended: bool = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not subclass asyncio's but have their methods.
-        self.transport = cast(asyncio.DatagramTransport, transport)
+    def opened(self, port: DatagramPort) -> None:
+        self.port = port
         for data in self.pending:
-            self._upstream(data)
+            port.send(data)
         self.pending.clear()
+        port.start()
 
-    def _upstream(self, data: bytes) -> None:
-        assert self.transport is not None and self.sock is not None
-        _send(self.transport, self.sock, data)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def from_target(self, data: bytes, _addr: Any) -> None:
         self.last = time.monotonic()
         self.down += len(data)
         self.datagrams_down += 1
-        self.reply_via.reply(data, self.client)
+        self.reply_via.send(data, self.client)
 
-    def error_received(self, exc: Exception) -> None:
+    def target_error(self, exc: OSError) -> None:
+        # A connected UDP socket hears the target's ICMP port unreachable.
         if isinstance(exc, ConnectionRefusedError):
             self.owner.end(self, "target-unreachable (ICMP port unreachable)")
 
@@ -135,10 +93,14 @@ class Session(asyncio.DatagramProtocol):
         self.last = time.monotonic()
         self.up += len(data)
         self.datagrams_up += 1
-        if self.transport is not None:
-            self._upstream(data)
+        if self.port is not None:
+            self.port.send(data)
         elif len(self.pending) < _PENDING_LIMIT:
             self.pending.append(data)
+
+
+def _ignore(*_: object) -> None:
+    pass  # e.g. an ICMP error about a reply sent to a client: nothing to do
 
 
 class UdpRule:
@@ -165,15 +127,15 @@ class UdpRule:
         self.counters = counters
         self.loop = asyncio.get_running_loop()
         self.sessions: dict[tuple[str, int], Session] = {}
-        self.transports: list[asyncio.DatagramTransport] = []
+        self.ports: list[DatagramPort] = []  # one per listening socket
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    def start(self) -> None:
         for sock in self.socks:
-            transport, _ = await self.loop.create_datagram_endpoint(
-                functools.partial(_Listen, self, sock), sock=sock
-            )
-            self.transports.append(transport)
+            port = open_port(self.loop, sock, _ignore, _ignore, connected=False)
+            port.on_datagram = functools.partial(self.from_client, port)  # replies leave by it
+            self.ports.append(port)
+            port.start()
         self._sweeper = self.loop.create_task(self._sweep())
 
     def live_bytes(self) -> tuple[int, int]:
@@ -181,64 +143,81 @@ class UdpRule:
         sessions = self.sessions.values()
         return sum(s.up for s in sessions), sum(s.down for s in sessions)
 
-    def from_client(self, via: _Listen, data: bytes, addr: tuple[str, int]) -> None:
-        key = (str(addr[0]), int(addr[1]))
-        session = self.sessions.get(key)
+    def from_client(self, via: DatagramPort, data: bytes, addr: Any) -> None:
+        session = self.sessions.get(addr)
         if session is None:
-            counters = self.counters
-            if self.rule.allow is not None and not admits(self.rule.allow, addr):
-                counters.denied += 1
-                counters.ended["not-allowed"] += 1
-                client = format_addr(key)
-                self.log.limited(
-                    f"udp-denied:{self.id}", "warning", "denied", rule=self.id, client=client,
-                    reason="not-allowed",
-                )  # fmt: skip
+            session = self._new_session(via, addr)
+            if session is None:
                 return
-            if len(self.sessions) >= self.max_sessions:
-                counters.rejected += 1
-                counters.ended["max-sessions"] += 1
-                self.log.limited(
-                    f"udp-refused:{self.id}", "warning", "udp-refused", rule=self.id,
-                    client=format_addr(key), reason="max-sessions", limit=self.max_sessions,
-                )  # fmt: skip
-                return
-            session = Session(self, key, via)
-            self.sessions[key] = session
-            counters.accepted += 1
-            self.loop.create_task(self._open(session))
         session.send(data)
 
-    async def _open(self, session: Session) -> None:
+    def _new_session(self, via: DatagramPort, addr: Any) -> Session | None:
+        counters = self.counters
+        if self.rule.allow is not None and not admits(self.rule.allow, addr):
+            counters.denied += 1
+            counters.ended["not-allowed"] += 1
+            self.log.limited(
+                f"udp-denied:{self.id}", "warning", "denied", rule=self.id,
+                client=format_addr(addr), reason="not-allowed",
+            )  # fmt: skip
+            return None
+        if len(self.sessions) >= self.max_sessions:
+            counters.rejected += 1
+            counters.ended["max-sessions"] += 1
+            self.log.limited(
+                f"udp-refused:{self.id}", "warning", "udp-refused", rule=self.id,
+                client=format_addr(addr), reason="max-sessions", limit=self.max_sessions,
+            )  # fmt: skip
+            return None
+        session = Session(self, addr, via)
+        self.sessions[addr] = session
+        counters.accepted += 1
+        addrs = self.resolver.cached(self.rule.target)
+        if addrs is None:  # a name to look up first; datagrams wait in `pending`
+            self.loop.create_task(self._resolve_then_open(session))
+        else:
+            self._open(session, addrs)
+        return session
+
+    async def _resolve_then_open(self, session: Session) -> None:
         try:
             addrs: list[Address] = await self.resolver.resolve(self.rule.target)
         except ResolveError as exc:
             self.end(session, f"connect-dns: {exc}")
             return
+        if not session.ended:
+            self._open(session, addrs)
+
+    def _open(self, session: Session, addrs: list[Address]) -> None:
         family, sockaddr = addrs[0]
-        session.target = format_hostport(*sockaddr)
+        session.target = format_hostport(*sockaddr[:2])
         try:
             sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as exc:
+            self._open_failed(session, exc)
+            return
+        try:
             big_buffers(sock)
             no_connreset(sock)
             sock.setblocking(False)
             sock.connect(sockaddr)  # connected: ICMP errors come back as ECONNREFUSED
-            session.sock = sock
-            await self.loop.create_datagram_endpoint(lambda: session, sock=sock)
         except OSError as exc:
-            self.resolver.forget(self.rule.target)
-            self.end(session, f"connect-error: {exc.strerror or exc}")
+            sock.close()
+            self._open_failed(session, exc)
             return
-        if session.ended and session.transport is not None:
-            session.transport.close()
+        session.opened(open_port(self.loop, sock, session.from_target, session.target_error, True))
+
+    def _open_failed(self, session: Session, exc: OSError) -> None:
+        self.resolver.forget(self.rule.target)
+        self.end(session, f"connect-error: {exc.strerror or exc}")
 
     def end(self, session: Session, reason: str) -> None:
         if session.ended:
             return
         session.ended = True
         self.sessions.pop(session.client, None)
-        if session.transport is not None:
-            session.transport.close()
+        if session.port is not None:
+            session.port.close()
         self.counters.finished(reason, session.up, session.down)
         level = end_level(reason)
         if self.log.enabled(level):
@@ -267,8 +246,8 @@ class UdpRule:
 
     def close(self) -> None:
         """Stops listening and ends every session: datagrams have no stream to drain."""
-        for transport in self.transports:
-            transport.close()
+        for port in self.ports:
+            port.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for session in list(self.sessions.values()):

@@ -1,0 +1,259 @@
+"""The UDP port under the forwarder's UDP rules, both ways of waiting, on real sockets.
+
+The completion port is Windows' way (IocpProactor). Here its proactor is stood in for by
+the selector loop's own socket coroutines, which have the same shape: one future per
+receive or send, cancelled to stop it. So its logic (drain after each completion, one read
+at a time, go on after an error) runs on real sockets; the IOCP binding runs on Windows CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from wslnet.forward.data import udp_port
+from wslnet.forward.data.udp import big_buffers
+from wslnet.forward.data.udp_port import CompletionPort, DatagramPort, ReadinessPort
+
+
+class LoopProactor:
+    """IocpProactor's calls as futures of the selector loop's socket coroutines."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.fail_next: list[OSError] = []  # errors the next receives complete with
+        self.receives = 0
+
+    def _op(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+        return asyncio.ensure_future(coro, loop=self.loop)
+
+    def _receive(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+        self.receives += 1
+        if self.fail_next:
+            coro.close()
+            fut = self.loop.create_future()
+            fut.set_exception(self.fail_next.pop(0))
+            return fut
+        return self._op(coro)
+
+    def recv(self, conn: socket.socket, nbytes: int) -> asyncio.Future[Any]:
+        return self._receive(self.loop.sock_recv(conn, nbytes))
+
+    def recvfrom(self, conn: socket.socket, nbytes: int) -> asyncio.Future[Any]:
+        return self._receive(self.loop.sock_recvfrom(conn, nbytes))
+
+    def send(self, conn: socket.socket, buf: bytes) -> asyncio.Future[Any]:
+        return self._op(self.loop.sock_sendall(conn, buf))
+
+    def sendto(
+        self, conn: socket.socket, buf: bytes, flags: int = 0, addr: Any = None
+    ) -> asyncio.Future[Any]:
+        return self._op(self.loop.sock_sendto(conn, buf, addr))
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.datagrams: list[tuple[bytes, Any]] = []
+        self.errors: list[OSError] = []
+        self.arrived = asyncio.Event()
+
+    def datagram(self, data: bytes, addr: Any) -> None:
+        self.datagrams.append((data, addr))
+        self.arrived.set()
+
+    def error(self, exc: OSError) -> None:
+        self.errors.append(exc)
+        self.arrived.set()
+
+    async def until(self, done: Callable[[], bool], timeout: float = 5.0) -> None:
+        async def wait() -> None:
+            while not done():
+                self.arrived.clear()
+                await self.arrived.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+
+Opener = Callable[[socket.socket, Heard, bool], DatagramPort]
+
+
+def readiness(sock: socket.socket, heard: Heard, connected: bool) -> DatagramPort:
+    loop = asyncio.get_running_loop()
+    return ReadinessPort(loop, sock, heard.datagram, heard.error, connected)
+
+
+def completion(sock: socket.socket, heard: Heard, connected: bool) -> DatagramPort:
+    loop = asyncio.get_running_loop()
+    proactor = LoopProactor(loop)
+    return CompletionPort(loop, sock, heard.datagram, heard.error, connected, proactor)
+
+
+OPENERS = [pytest.param(readiness, id="readiness"), pytest.param(completion, id="completion")]
+
+
+def udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.mark.parametrize("opener", OPENERS)
+async def test_a_burst_from_two_senders_arrives_whole_in_order_with_its_senders(
+    opener: Opener,
+) -> None:
+    heard = Heard()
+    sock = udp_socket()
+    big_buffers(sock)  # the burst is sent before the loop reads any of it
+    port = opener(sock, heard, False)
+    port.start()
+    to = port.sock.getsockname()
+    a, b = udp_socket(), udp_socket()
+    sizes = [i % 1500 for i in range(300)] + [0, 65507]  # an empty datagram is one too
+    for i, n in enumerate(sizes):
+        (a if i % 2 else b).sendto(bytes([i % 256]) * n, to)
+    await heard.until(lambda: len(heard.datagrams) == len(sizes))
+    assert [len(d) for d, _ in heard.datagrams] == sizes
+    assert [d[:1] for d, _ in heard.datagrams if d] == [
+        bytes([i % 256]) for i, n in enumerate(sizes) if n
+    ]
+    senders = [addr for _, addr in heard.datagrams]
+    assert senders[0::2] == [b.getsockname()] * 151 and senders[1::2] == [a.getsockname()] * 151
+    port.close()
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("opener", OPENERS)
+async def test_replies_leave_through_the_port_to_the_address_given(opener: Opener) -> None:
+    heard = Heard()
+    port = opener(udp_socket(), heard, False)
+    client = udp_socket()
+    client.settimeout(5)
+    for text in (b"one", b"", b"three"):
+        port.send(text, client.getsockname())
+    got = [await asyncio.to_thread(client.recvfrom, 100) for _ in range(3)]
+    assert got == [(t, port.sock.getsockname()) for t in (b"one", b"", b"three")]
+    port.close()
+    client.close()
+
+
+@pytest.mark.parametrize("opener", OPENERS)
+async def test_a_connected_port_hears_the_targets_port_unreachable(opener: Opener) -> None:
+    dead = udp_socket()
+    addr = dead.getsockname()
+    dead.close()
+    heard = Heard()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect(addr)
+    port = opener(sock, heard, True)
+    port.start()
+    port.send(b"anyone?")
+    await heard.until(lambda: bool(heard.errors))
+    assert isinstance(heard.errors[0], ConnectionRefusedError)
+    port.close()
+
+
+async def test_the_completion_port_reads_on_after_an_error() -> None:
+    """Some Pythons' proactor transport stops reading a UDP socket after an error."""
+    loop = asyncio.get_running_loop()
+    heard = Heard()
+    proactor = LoopProactor(loop)
+    proactor.fail_next = [ConnectionResetError(10054, "reset"), OSError(10040, "too long")]
+    port = CompletionPort(loop, udp_socket(), heard.datagram, heard.error, False, proactor)
+    port.start()
+    sender = udp_socket()
+    sender.sendto(b"still here", port.sock.getsockname())
+    await heard.until(lambda: bool(heard.datagrams))
+    assert [e.errno for e in heard.errors] == [10054, 10040]
+    assert heard.datagrams == [(b"still here", sender.getsockname())]
+    port.close()
+    sender.close()
+
+
+async def test_the_completion_port_drains_between_receives() -> None:
+    loop = asyncio.get_running_loop()
+    heard = Heard()
+    proactor = LoopProactor(loop)
+    sock = udp_socket()
+    sender = udp_socket()
+    for i in range(50):  # waiting before the first receive is posted
+        sender.sendto(bytes([i]), sock.getsockname())
+    port = CompletionPort(loop, sock, heard.datagram, heard.error, False, proactor)
+    port.start()
+    await heard.until(lambda: len(heard.datagrams) == 50)
+    assert [d for d, _ in heard.datagrams] == [bytes([i]) for i in range(50)]
+    assert proactor.receives == 2  # one completion, the rest drained, the next one posted
+    port.close()
+    sender.close()
+
+
+@pytest.mark.parametrize("opener", OPENERS)
+async def test_a_full_socket_queues_in_order_and_drops_past_the_limit(
+    opener: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Unix datagram pair blocks its sender while the receiver's queue is full, which is
+    the one way to fill a datagram socket's send path on a real socket."""
+    monkeypatch.setattr(udp_port, "SEND_QUEUE", 100 * 1000)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    heard = Heard()
+    port = opener(ours, heard, True)
+    sent = [i.to_bytes(4, "big") * 250 for i in range(1000)]  # 1000 bytes each
+    for data in sent:
+        port.send(data)
+    assert port.queue, "the receiver's queue never filled"
+    assert port.dropped > 0 and port.queued <= 100 * 1000
+    kept = len(sent) - port.dropped
+    theirs.setblocking(False)
+    got: list[bytes] = []
+    while len(got) < kept:
+        try:
+            got.append(theirs.recv(2000))
+        except BlockingIOError:
+            await asyncio.sleep(0.01)
+    assert got == sent[:kept]  # nothing reordered; the drops are the newest
+    await asyncio.sleep(0.05)
+    assert not port.queue and port.queued == 0
+    port.close()
+    theirs.close()
+
+
+@pytest.mark.parametrize("opener", OPENERS)
+async def test_close_stops_delivery_and_closes_the_socket_once(opener: Opener) -> None:
+    heard = Heard()
+    port = opener(udp_socket(), heard, False)
+    port.start()
+    to = port.sock.getsockname()
+    port.close()
+    port.close()
+    sender = udp_socket()
+    sender.sendto(b"late", to)
+    await asyncio.sleep(0.1)
+    assert heard.datagrams == [] and heard.errors == []
+    assert port.sock.fileno() == -1
+    port.send(b"after close")  # ignored, not raised
+    sender.close()
+
+
+async def test_the_readiness_port_reads_a_waiting_burst_in_one_wake_up() -> None:
+    loop = asyncio.get_running_loop()
+    heard = Heard()
+    wake_ups = []
+
+    class Counted(ReadinessPort):
+        def drain(self) -> None:
+            wake_ups.append(len(heard.datagrams))
+            super().drain()
+
+    sock, sender = udp_socket(), udp_socket()
+    for i in range(50):
+        sender.sendto(bytes([i]), sock.getsockname())
+    port = Counted(loop, sock, heard.datagram, heard.error, False)
+    port.start()
+    await heard.until(lambda: len(heard.datagrams) == 50)
+    assert wake_ups == [0]
+    port.close()
+    sender.close()
