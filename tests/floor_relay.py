@@ -1,0 +1,113 @@
+"""The stdlib event loop's own floor for a TCP relay, for `make bench`.
+
+The least a relay on asyncio's stdlib loop can do per connection: accept, a non-blocking
+connect, then recv/send between the two sockets from reader callbacks (partial writes
+held, reading paused meanwhile; half-close passed on). No transports, no protocols, no
+counters, no logs, no limits. Whatever wslnet's protocol engine on the stdlib loop (the
+Windows path) spends above this row is wslnet's; what this row spends above HAProxy is
+the loop's and Python's.
+
+Usage: floor_relay.py LISTEN_PORT=TARGET_PORT ... (all on 127.0.0.1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+
+CHUNK = 256 * 1024
+
+
+class Relay:
+    def __init__(self, loop: asyncio.AbstractEventLoop, a: socket.socket, b: socket.socket):
+        self.loop, self.socks, self.eofs = loop, (a, b), 0
+
+    def start(self) -> None:
+        a, b = self.socks
+        self.loop.add_reader(a.fileno(), self.readable, a, b)
+        self.loop.add_reader(b.fileno(), self.readable, b, a)
+
+    def readable(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            data = src.recv(CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            return self.close()
+        if not data:
+            self.loop.remove_reader(src.fileno())
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            self.eofs += 1
+            if self.eofs == 2:
+                self.close()
+            return
+        self.write(src, dst, data)
+
+    def write(self, src: socket.socket, dst: socket.socket, data: bytes) -> None:
+        try:
+            sent = dst.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return self.close()
+        if sent < len(data):  # hold the rest; read no more from src until it is out
+            self.loop.remove_reader(src.fileno())
+            self.loop.add_writer(dst.fileno(), self.writable, src, dst, data[sent:])
+
+    def writable(self, src: socket.socket, dst: socket.socket, held: bytes) -> None:
+        self.loop.remove_writer(dst.fileno())
+        self.loop.add_reader(src.fileno(), self.readable, src, dst)
+        self.write(src, dst, held)
+
+    def close(self) -> None:
+        for s in self.socks:
+            if s.fileno() >= 0:
+                self.loop.remove_reader(s.fileno())
+                self.loop.remove_writer(s.fileno())
+                s.close()
+
+
+def serve(loop: asyncio.AbstractEventLoop, port: int, target: int) -> None:
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", port))
+    lsock.listen(4096)
+    lsock.setblocking(False)
+
+    def connected(client: socket.socket, server: socket.socket) -> None:
+        loop.remove_writer(server.fileno())
+        if server.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            client.close()
+            server.close()
+            return
+        Relay(loop, client, server).start()
+
+    def acceptable() -> None:
+        while True:
+            try:
+                client, _ = lsock.accept()
+            except BlockingIOError:
+                return
+            client.setblocking(False)
+            server = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            server.connect_ex(("127.0.0.1", target))
+            loop.add_writer(server.fileno(), connected, client, server)
+
+    loop.add_reader(lsock.fileno(), acceptable)
+
+
+def main() -> None:
+    loop = asyncio.new_event_loop()
+    for pair in sys.argv[1:]:
+        port, target = pair.split("=")
+        serve(loop, int(port), int(target))
+    loop.run_forever()
+
+
+if __name__ == "__main__":
+    main()
