@@ -1,58 +1,22 @@
 """The UDP port under the forwarder's UDP rules, both ways of waiting, on real sockets.
 
-The completion port is Windows' way (IocpProactor). Here its proactor is stood in for by
-the selector loop's own socket coroutines, which have the same shape: one future per
-receive or send, cancelled to stop it. So its logic (drain after each completion, one read
-at a time, go on after an error) runs on real sockets; the IOCP binding runs on Windows CI.
-"""
+The completion port is Windows' way (IocpProactor), here on the stand-in proactor of
+tests/standin.py: its logic (drain after each completion, one read at a time, go on
+after an error) runs on real sockets."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests.standin import LoopProactor
 from wslnet.forward.data import udp_port
 from wslnet.forward.data.udp import big_buffers
 from wslnet.forward.data.udp_port import CompletionPort, DatagramPort, ReadinessPort
-
-
-class LoopProactor:
-    """IocpProactor's calls as futures of the selector loop's socket coroutines."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.fail_next: list[OSError] = []  # errors the next receives complete with
-        self.receives = 0
-
-    def _op(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
-        return asyncio.ensure_future(coro, loop=self.loop)
-
-    def _receive(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
-        self.receives += 1
-        if self.fail_next:
-            coro.close()
-            fut = self.loop.create_future()
-            fut.set_exception(self.fail_next.pop(0))
-            return fut
-        return self._op(coro)
-
-    def recv(self, conn: socket.socket, nbytes: int) -> asyncio.Future[Any]:
-        return self._receive(self.loop.sock_recv(conn, nbytes))
-
-    def recvfrom(self, conn: socket.socket, nbytes: int) -> asyncio.Future[Any]:
-        return self._receive(self.loop.sock_recvfrom(conn, nbytes))
-
-    def send(self, conn: socket.socket, buf: bytes) -> asyncio.Future[Any]:
-        return self._op(self.loop.sock_sendall(conn, buf))
-
-    def sendto(
-        self, conn: socket.socket, buf: bytes, flags: int = 0, addr: Any = None
-    ) -> asyncio.Future[Any]:
-        return self._op(self.loop.sock_sendto(conn, buf, addr))
 
 
 class Heard:

@@ -2,22 +2,25 @@
 
 Selector loops (Linux, macOS; uvloop) can watch descriptors: accepts are batched from a
 reader callback and targets dialled by a callback Dialer, with no task or future per
-connection. Windows' proactor loop cannot: it gets an accept task per listener and a
-dial task per connection.
+connection. Windows' proactor loop cannot: one overlapped accept per listener is chained
+from its own completion, as asyncio's proactor servers do, and each dial is an overlapped
+connect; still no task per connection.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import socket
-import sys
 from collections.abc import Callable
+from typing import Any
 
 from wslnet.forward.core.conn import Connection
-from wslnet.forward.core.resolve import ResolveError, Resolver
+from wslnet.forward.core.resolve import Address, ResolveError, Resolver
 from wslnet.forward.core.table import Listener
-from wslnet.forward.data.dial import Dialer, Ends, connect_reason, dial_async, local_address
+from wslnet.forward.data.dial import CompletionDialer, Dialer, Ends
+from wslnet.forward.data.proactor import Proactor, proactor_of
 from wslnet.forward.data.relay import Poller
 
 _ACCEPT_BATCH = 64  # accepts per wake-up before other work gets a turn
@@ -54,9 +57,26 @@ class Strategy(abc.ABC):
     def unwatch(self, lst: Listener) -> None:
         """Stops accepting (the caller closes the socket)."""
 
-    @abc.abstractmethod
     def dial(self, conn: Connection) -> None:
-        """Connects to the rule's target; the connection hears `connected` or `failed`."""
+        """Connects to the rule's target; the connection hears `dialed` or `failed`."""
+        addrs = self.resolver.cached(conn.rule.rule.target)
+        if addrs is None:  # a name to look up first
+            conn.task = self.loop.create_task(self._resolve_then_dial(conn))
+            return
+        self._dial(conn, addrs)
+
+    async def _resolve_then_dial(self, conn: Connection) -> None:
+        try:
+            addrs = await self.resolver.resolve(conn.rule.rule.target)
+        except ResolveError as exc:
+            conn.task = None
+            conn.failed(f"dns: {exc}")
+            return
+        conn.task = None
+        self._dial(conn, addrs)
+
+    @abc.abstractmethod
+    def _dial(self, conn: Connection, addrs: list[Address]) -> None: ...
 
 
 class CallbackStrategy(Strategy):
@@ -86,66 +106,53 @@ class CallbackStrategy(Strategy):
         if lst.sock.fileno() >= 0 and not lst.rule.closing:
             self.watch(lst)
 
-    def dial(self, conn: Connection) -> None:
-        addrs = self.resolver.cached(conn.rule.rule.target)
-        if addrs is None:  # a name to look up first
-            conn.task = self.loop.create_task(self._resolve_then_dial(conn))
-            return
-        timeout = self.connect_timeout
-        conn.dialer = Dialer(self.loop, addrs, timeout, conn.dialed, self.poller, self.own)
-        conn.dialer.start()
-
-    async def _resolve_then_dial(self, conn: Connection) -> None:
-        try:
-            addrs = await self.resolver.resolve(conn.rule.rule.target)
-        except ResolveError as exc:
-            conn.task = None
-            conn.failed(f"dns: {exc}")
-            return
-        conn.task = None
+    def _dial(self, conn: Connection, addrs: list[Address]) -> None:
         timeout = self.connect_timeout
         conn.dialer = Dialer(self.loop, addrs, timeout, conn.dialed, self.poller, self.own)
         conn.dialer.start()
 
 
-class TaskStrategy(Strategy):
+class CompletionStrategy(Strategy):
+    def __init__(self, proactor: Proactor, *args: Any) -> None:
+        super().__init__(*args)
+        self.proactor = proactor
+
     def watch(self, lst: Listener) -> None:
-        lst.task = self.loop.create_task(self._accept(lst))
+        if lst.sock.fileno() < 0 or lst.rule.closing:
+            return
+        try:
+            lst.accepting = self.proactor.accept(lst.sock)
+        except OSError as exc:
+            self._accept_failed(lst, exc)
+            return
+        lst.accepting.add_done_callback(functools.partial(self._accepted, lst))
 
     def unwatch(self, lst: Listener) -> None:
-        if lst.task is not None:
-            lst.task.cancel()
+        if lst.accepting is not None:
+            lst.accepting.cancel()
+            lst.accepting = None
 
-    async def _accept(self, lst: Listener) -> None:
-        while True:
-            try:
-                csock, addr = await self.loop.sock_accept(lst.sock)
-            except OSError as exc:
-                self.on_error(lst, exc)
-                await asyncio.sleep(_RETRY_ACCEPT)
-                continue
-            self.on_accept(lst, csock, addr)
-
-    def dial(self, conn: Connection) -> None:
-        conn.task = self.loop.create_task(self._dial(conn))
-
-    async def _dial(self, conn: Connection) -> None:
+    def _accepted(self, lst: Listener, fut: asyncio.Future[Any]) -> None:
+        lst.accepting = None
+        if fut.cancelled():
+            return
         try:
-            addrs = await self.resolver.resolve(conn.rule.rule.target)
-            tsock = await dial_async(self.loop, addrs, self.connect_timeout)
-        except ResolveError as exc:
-            conn.task = None
-            conn.failed(f"dns: {exc}")
+            csock, addr = fut.result()
+        except OSError as exc:
+            self._accept_failed(lst, exc)
             return
-        except (OSError, asyncio.TimeoutError) as exc:
-            conn.task = None
-            conn.failed(connect_reason(exc))
-            return
-        conn.task = None
-        # After the fact: the proactor connects for us.
-        conn.ends = (local_address(tsock), local_address(tsock, peer=True))
-        self.own.add(conn.ends)
-        conn.connected(tsock)
+        self.watch(lst)  # the next accept is posted before this one is served
+        self.on_accept(lst, csock, addr)
+
+    def _accept_failed(self, lst: Listener, exc: OSError) -> None:
+        self.on_error(lst, exc)
+        self.loop.call_later(_RETRY_ACCEPT, self.watch, lst)  # no spinning on one error
+
+    def _dial(self, conn: Connection, addrs: list[Address]) -> None:
+        timeout = self.connect_timeout
+        dialer = CompletionDialer(self.loop, self.proactor, addrs, timeout, conn.dialed, self.own)
+        conn.dialer = dialer
+        dialer.start()
 
 
 def choose(
@@ -158,5 +165,8 @@ def choose(
     poller: Poller | None,
 ) -> Strategy:
     """Proactor loops (Windows) cannot watch descriptors; the rest can."""
-    kind = TaskStrategy if sys.platform == "win32" else CallbackStrategy
-    return kind(loop, resolver, connect_timeout, on_accept, on_error, own, poller)
+    args = (loop, resolver, connect_timeout, on_accept, on_error, own, poller)
+    proactor = proactor_of(loop)
+    if proactor is not None:
+        return CompletionStrategy(proactor, *args)
+    return CallbackStrategy(*args)

@@ -11,7 +11,7 @@ from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.resolve import Resolver
 from wslnet.forward.core.rules import format_addr
 from wslnet.forward.core.stats import end_level
-from wslnet.forward.data.dial import Dialer, Ends, local_address
+from wslnet.forward.data.dial import BaseDialer, Ends, local_address
 from wslnet.forward.data.relay import Relay, RelayFactory, set_reset_on_close
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Connection:
         self.owner = owner
         self.target: object = rule.rule.target  # the address dialled, once known
         self.relay: Relay | None = None
-        self.dialer: Dialer | None = None
+        self.dialer: BaseDialer | None = None
         self.task: asyncio.Task[None] | None = None
         self.ends: Ends | None = None  # of the connection to the target, once dialled
         self.idle = 0.0  # seconds without traffic, as the idle sweep counts them

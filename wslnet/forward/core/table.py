@@ -7,7 +7,7 @@ import ipaddress
 import itertools
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from wslnet.errors import ListenError, UsageError
 from wslnet.forward.core.listen import bind_rule
@@ -27,7 +27,7 @@ class Listener:
     rule: RuleState
     sock: socket.socket
     bound: str  # HOST:PORT as bound (the real port when 0 was asked for)
-    task: asyncio.Task[None] | None = None  # the accept task, on loops without callbacks
+    accepting: asyncio.Future[Any] | None = None  # the overlapped accept, on the proactor
 
 
 @dataclass(eq=False)

@@ -1,8 +1,7 @@
-"""Connecting to a target: a callback Dialer on selector loops, a coroutine on Windows'
-proactor (the accept-and-dial strategy in core/accept.py picks one).
-
-The callback path (non-blocking connect, one writer watch, one timer) costs no task and
-no future per connection, which is most of the forwarder's work for short connections.
+"""Connecting to a target: each address in turn under one shared deadline, by callbacks
+(no task per connection, which is most of the forwarder's work for short connections).
+A Dialer watches a non-blocking connect on selector loops; a CompletionDialer posts an
+overlapped connect on Windows' proactor (core/accept.py picks one for the loop).
 """
 
 from __future__ import annotations
@@ -12,8 +11,10 @@ import errno
 import os
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from wslnet.forward.core.resolve import Address
+from wslnet.forward.data.proactor import Proactor
 from wslnet.forward.data.relay import Poller
 
 Ends = tuple[tuple[str, int], tuple[str, int]]  # (our address, the peer's) of a connection
@@ -59,14 +60,8 @@ def _connected(sock: socket.socket) -> bool:
     return True
 
 
-class Dialer:
-    """Tries each address in turn until one connects or the shared deadline passes.
-
-    With a poller (the Linux engine) the new socket joins it for good: the relay that
-    follows takes over its handler without another epoll_ctl. Both ends of each socket it
-    tries are kept in `own` while it is tried, so the forwarder can tell its own
-    connections arriving back at it (a forwarding loop) from a client's.
-    """
+class BaseDialer:
+    """What both dialers share: the addresses left, the deadline, the verdict."""
 
     __slots__ = (
         "addrs",
@@ -77,7 +72,6 @@ class Dialer:
         "loop",
         "on_done",
         "own",
-        "poller",
         "sock",
         "sockaddr",
         "timer",
@@ -89,11 +83,9 @@ class Dialer:
         addrs: list[Address],
         timeout: float,
         on_done: OnDone,
-        poller: Poller | None = None,
         own: set[Ends] | None = None,
     ) -> None:
         self.loop = loop
-        self.poller = poller
         self.own = own
         self.ends: Ends | None = None  # (our address, the target's) of the socket tried
         self.addrs = list(reversed(addrs))
@@ -104,6 +96,45 @@ class Dialer:
         self.early_read = False  # the target spoke before the relay took over
         self.timer: asyncio.TimerHandle | None = None
         self.last = "error: no address"
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stops a connect in progress; on_done is not called."""
+        raise NotImplementedError
+
+    def _failed(self, err: BaseException) -> None:
+        """One address failed: the next one, while time is left."""
+        self.last = connect_reason(err)
+        if self.loop.time() < self.deadline:
+            self.start()
+        else:
+            self.on_done(None, self.last)
+
+
+class Dialer(BaseDialer):
+    """Tries each address in turn until one connects or the shared deadline passes.
+
+    With a poller (the Linux engine) the new socket joins it for good: the relay that
+    follows takes over its handler without another epoll_ctl. Both ends of each socket it
+    tries are kept in `own` while it is tried, so the forwarder can tell its own
+    connections arriving back at it (a forwarding loop) from a client's.
+    """
+
+    __slots__ = ("poller",)
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        addrs: list[Address],
+        timeout: float,
+        on_done: OnDone,
+        poller: Poller | None = None,
+        own: set[Ends] | None = None,
+    ) -> None:
+        super().__init__(loop, addrs, timeout, on_done, own)
+        self.poller = poller
 
     def start(self) -> None:
         while self.addrs:
@@ -151,11 +182,7 @@ class Dialer:
             self.on_done(sock, "")
             return
         self._discard(sock)
-        self.last = connect_reason(OSError(err, os.strerror(err)))
-        if self.loop.time() < self.deadline:
-            self.start()
-        else:
-            self.on_done(None, self.last)
+        self._failed(OSError(err, os.strerror(err)))
 
     def _timeout(self) -> None:
         self._discard(self._release())
@@ -186,25 +213,90 @@ class Dialer:
         self.addrs.clear()
 
 
-async def dial_async(
-    loop: asyncio.AbstractEventLoop, addrs: list[Address], timeout: float
-) -> socket.socket:
-    """The task path: raises OSError or asyncio.TimeoutError from the last address tried."""
-    deadline = loop.time() + timeout
-    last: BaseException = OSError(errno.EHOSTUNREACH, "no address")
-    for family, sockaddr in addrs:
-        left = deadline - loop.time()
-        if left <= 0:
-            raise asyncio.TimeoutError
-        sock = _new_socket(family)
-        try:
-            await asyncio.wait_for(loop.sock_connect(sock, sockaddr), left)
-        except (OSError, asyncio.TimeoutError) as exc:
+class CompletionDialer(BaseDialer):
+    """The Dialer on Windows' proactor: an overlapped connect per address (ConnectEx binds
+    the socket itself), cancelled when the deadline passes. Our end of the connection is
+    known, and kept in `own`, once it is connected."""
+
+    __slots__ = ("fut", "proactor")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        proactor: Proactor,
+        addrs: list[Address],
+        timeout: float,
+        on_done: OnDone,
+        own: set[Ends] | None = None,
+    ) -> None:
+        super().__init__(loop, addrs, timeout, on_done, own)
+        self.proactor = proactor
+        self.early_read = True  # unknown here; only the Linux engine asks
+        self.fut: asyncio.Future[Any] | None = None
+
+    def start(self) -> None:
+        while self.addrs:
+            family, sockaddr = self.addrs.pop()
+            self.sockaddr = sockaddr
+            try:
+                sock = _new_socket(family)
+            except OSError as exc:
+                self.last = connect_reason(exc)
+                continue
+            try:
+                fut = self.proactor.connect(sock, sockaddr)
+            except OSError as exc:
+                sock.close()
+                self.last = connect_reason(exc)
+                continue
+            self.sock, self.fut = sock, fut
+            self.timer = self.loop.call_at(self.deadline, self._timeout)
+            fut.add_done_callback(self._done)
+            return
+        self.on_done(None, self.last)
+
+    def _timeout(self) -> None:
+        self.timer = None
+        self.addrs.clear()
+        self.last = "timeout"
+        if self.fut is not None:
+            self.fut.cancel()  # _done follows, with the future cancelled
+
+    def _done(self, fut: asyncio.Future[Any]) -> None:
+        sock = self.sock
+        self.sock = self.fut = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if sock is None:  # cancelled by cancel(), which closed the socket
+            return
+        if fut.cancelled():
             sock.close()
-            last = exc
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-    raise last
+            self.on_done(None, self.last)
+            return
+        exc = fut.exception()
+        if exc is None:
+            try:
+                self.ends = (local_address(sock), local_address(sock, peer=True))
+            except OSError as err:  # reset before we could look: as good as refused
+                exc = err
+            else:
+                if self.own is not None:
+                    self.own.add(self.ends)
+                self.on_done(sock, "")
+                return
+        sock.close()
+        self._failed(exc)
+
+    def cancel(self) -> None:
+        self.addrs.clear()
+        sock, fut = self.sock, self.fut
+        self.sock = self.fut = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if fut is not None:
+            fut.cancel()
+        if sock is not None:
+            # As the proactor's transports do: close after the cancellation is processed.
+            self.loop.call_soon(sock.close)

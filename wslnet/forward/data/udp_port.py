@@ -18,7 +18,9 @@ import asyncio
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
+
+from wslnet.forward.data.proactor import Proactor, proactor_of
 
 READ_BATCH = 64  # datagrams per wake-up before other work gets a turn
 MAX_DATAGRAM = 65536
@@ -26,17 +28,6 @@ SEND_QUEUE = 1 << 20
 
 OnDatagram = Callable[[bytes, Any], None]  # (data, sender address; None when connected)
 OnError = Callable[[OSError], None]
-
-
-class Proactor(Protocol):
-    """What the completion port uses of asyncio's IocpProactor (Windows)."""
-
-    def recv(self, conn: socket.socket, nbytes: int) -> asyncio.Future[Any]: ...
-    def recvfrom(self, conn: socket.socket, nbytes: int) -> asyncio.Future[Any]: ...
-    def send(self, conn: socket.socket, buf: bytes) -> asyncio.Future[Any]: ...
-    def sendto(
-        self, conn: socket.socket, buf: bytes, flags: int = 0, addr: Any = None
-    ) -> asyncio.Future[Any]: ...
 
 
 class DatagramPort(abc.ABC):
@@ -245,7 +236,7 @@ def open_port(
     connected: bool,
 ) -> DatagramPort:
     """The port for this loop: completion on Windows' proactor, readiness elsewhere."""
-    proactor: Proactor | None = getattr(loop, "_proactor", None)
+    proactor = proactor_of(loop)
     if proactor is not None:
         return CompletionPort(loop, sock, on_datagram, on_error, connected, proactor)
     return ReadinessPort(loop, sock, on_datagram, on_error, connected)
