@@ -100,6 +100,17 @@ class BaseDialer:
     def start(self) -> None:
         raise NotImplementedError
 
+    def _next(self) -> socket.socket | None:
+        """A fresh socket for the next address to try (now `sockaddr`); None when none
+        is left."""
+        while self.addrs:
+            family, self.sockaddr = self.addrs.pop()
+            try:
+                return _new_socket(family)
+            except OSError as exc:
+                self.last = connect_reason(exc)
+        return None
+
     def cancel(self) -> None:
         """Stops a connect in progress; on_done is not called."""
         raise NotImplementedError
@@ -137,14 +148,9 @@ class Dialer(BaseDialer):
         self.poller = poller
 
     def start(self) -> None:
-        while self.addrs:
-            family, sockaddr = self.addrs.pop()
-            self.sockaddr = sockaddr
-            try:
-                sock = _new_socket(family)
-            except OSError as exc:
-                self.last = connect_reason(exc)
-                continue
+        while (sock := self._next()) is not None:
+            sockaddr = self.sockaddr
+            assert sockaddr is not None
             err = sock.connect_ex(sockaddr)
             if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN) and _connected(sock):
                 err = 0  # loopback handshakes are often done before connect() returns
@@ -235,16 +241,9 @@ class CompletionDialer(BaseDialer):
         self.fut: asyncio.Future[Any] | None = None
 
     def start(self) -> None:
-        while self.addrs:
-            family, sockaddr = self.addrs.pop()
-            self.sockaddr = sockaddr
+        while (sock := self._next()) is not None:
             try:
-                sock = _new_socket(family)
-            except OSError as exc:
-                self.last = connect_reason(exc)
-                continue
-            try:
-                fut = self.proactor.connect(sock, sockaddr)
+                fut = self.proactor.connect(sock, self.sockaddr)
             except OSError as exc:
                 sock.close()
                 self.last = connect_reason(exc)
