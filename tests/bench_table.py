@@ -10,7 +10,8 @@ def ratio_table(
     first: str, metrics: list[tuple[str, str, str]], results: Results, refs: list[str]
 ) -> str:
     """`metrics`: (key, title, format) per metric, in order."""
-    head = f"| {first:<36} | {'peer':<18} | {'value':>9} | " + " | ".join(
+    w = max(len("peer"), *(len(peer) for peer in results))
+    head = f"| {first:<36} | {'peer':<{w}} | {'value':>9} | " + " | ".join(
         f"{'x ' + r:>16}" for r in refs
     )
     head += " |"
@@ -23,6 +24,7 @@ def ratio_table(
                 base = results.get(ref, {}).get(key)
                 cells.append(f"{value / base:>16.2f}" if value and base else f"{'-':>16}")
             shown = fmt.format(value) if value is not None else "-"
-            lines.append(f"| {title:<36} | {peer:<18} | {shown:>9} | " + " | ".join(cells) + " |")
+            row_head = f"| {title:<36} | {peer:<{w}} | {shown:>9} | "
+            lines.append(row_head + " | ".join(cells) + " |")
             title = ""
     return "\n".join(lines)

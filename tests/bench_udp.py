@@ -2,8 +2,9 @@
 
 A 64-byte datagram, its echo, the next one: 8 client processes at once (threads would
 measure the client's GIL) and one sequential client. Peers: a direct path, socat, nginx
-stream (Debian's nginx-light + libnginx-mod-stream), and wslnet on both loops (the
-asyncio loop is the Windows path)."""
+stream (Debian's nginx-light + libnginx-mod-stream), the stdlib loop's floor (a bare
+relay, tests/floor_relay.py) and wslnet on both loops (the asyncio loop is the Windows
+path)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,9 @@ def _peers(echo: int, tmp: Path) -> dict[str, tuple[int, list[str]]]:
         "  proxy_responses 1; proxy_timeout 10s; } }\n"
     )
     peers["nginx-stream"] = (port, ["nginx", "-p", str(tmp), "-c", str(conf)])
+    port = _free_udp_port()
+    floor = [PY, str(Path(__file__).with_name("floor_relay.py")), f"udp/{port}={echo}"]
+    peers["asyncio-floor"] = (port, floor)
     for loop in ("asyncio", "uvloop"):
         port = _free_udp_port()
         argv = [PY, "-m", "wslnet", "forward", "-q", "--loop", loop, f"udp/{port}=127.0.0.1:{echo}"]
@@ -155,12 +159,17 @@ def render(results: dict[str, dict[str, float]]) -> str:
 
 
 def targets(results: dict[str, dict[str, float]]) -> list[str]:
-    nginx = results["nginx-stream"]["par8"]
-    checks = [
-        ("UDP, asyncio loop: >= 0.9x nginx stream (8 clients)", 0.9, "wslnet-udp-asyncio"),
-        ("UDP, uvloop: >= 1.0x nginx stream (8 clients)", 1.0, "wslnet-udp-uvloop"),
-    ]
-    return [
-        f"target {'met ' if results[peer]['par8'] >= k * nginx else 'MISSED'}: {name}"
-        for name, k, peer in checks
-    ]
+    lines = []
+    for kind, clients in (("par8", "8 clients"), ("seq", "one sequential client")):
+        nginx = results["nginx-stream"][kind]
+        for loop, k in (("asyncio", 0.9), ("uvloop", 1.0)):
+            met = results[f"wslnet-udp-{loop}"][kind] >= k * nginx
+            name = f"UDP, {loop} loop, {clients}: >= {k}x nginx stream"
+            lines.append(f"target {'met ' if met else 'MISSED'}: {name}")
+        floor = results["asyncio-floor"][kind]
+        lines.append(
+            f"for scale: the stdlib loop's floor (asyncio-floor, a bare UDP relay), {clients}: "
+            f"{floor / nginx:.2f}x nginx stream; wslnet on the asyncio loop "
+            f"{results['wslnet-udp-asyncio'][kind] / floor:.2f}x the floor"
+        )
+    return lines

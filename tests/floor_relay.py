@@ -1,13 +1,14 @@
-"""The stdlib event loop's own floor for a TCP relay, for `make bench`.
+"""The stdlib event loop's own floor for a relay, for `make bench`.
 
-The least a relay on asyncio's stdlib loop can do per connection: accept, a non-blocking
-connect, then recv/send between the two sockets from reader callbacks (partial writes
-held, reading paused meanwhile; half-close passed on). No transports, no protocols, no
-counters, no logs, no limits. Whatever wslnet's protocol engine on the stdlib loop (the
-Windows path) spends above this row is wslnet's; what this row spends above HAProxy is
-the loop's and Python's.
+The least a relay on asyncio's stdlib loop can do. TCP: accept, a non-blocking connect,
+then recv/send between the two sockets from reader callbacks (partial writes held,
+reading paused meanwhile; half-close passed on). UDP: a connected socket per client,
+every waiting datagram read per wake-up. No transports, no protocols, no counters, no
+logs, no limits, no timeouts. Whatever wslnet spends on the stdlib loop (the Windows
+path) above this row is wslnet's; what this row spends above HAProxy or nginx is the
+loop's and Python's.
 
-Usage: floor_relay.py LISTEN_PORT=TARGET_PORT ... (all on 127.0.0.1)
+Usage: floor_relay.py [udp/]LISTEN_PORT=TARGET_PORT ... (all on 127.0.0.1)
 """
 
 from __future__ import annotations
@@ -101,11 +102,44 @@ def serve(loop: asyncio.AbstractEventLoop, port: int, target: int) -> None:
     loop.add_reader(lsock.fileno(), acceptable)
 
 
+def serve_udp(loop: asyncio.AbstractEventLoop, port: int, target: int) -> None:
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    lsock.bind(("127.0.0.1", port))
+    lsock.setblocking(False)
+    sessions: dict[object, socket.socket] = {}
+
+    def from_target(sock: socket.socket, client: object) -> None:
+        while True:
+            try:
+                lsock.sendto(sock.recv(65536), client)
+            except OSError:  # BlockingIOError: all read
+                return
+
+    def from_client() -> None:
+        while True:
+            try:
+                data, client = lsock.recvfrom(65536)
+            except OSError:
+                return
+            sock = sessions.get(client)
+            if sock is None:
+                sock = sessions[client] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                sock.connect(("127.0.0.1", target))
+                loop.add_reader(sock.fileno(), from_target, sock, client)
+            try:
+                sock.send(data)
+            except OSError:
+                pass
+
+    loop.add_reader(lsock.fileno(), from_client)
+
+
 def main() -> None:
     loop = asyncio.new_event_loop()
     for pair in sys.argv[1:]:
-        port, target = pair.split("=")
-        serve(loop, int(port), int(target))
+        port, target = pair.removeprefix("udp/").split("=")
+        (serve_udp if pair.startswith("udp/") else serve)(loop, int(port), int(target))
     loop.run_forever()
 
 

@@ -139,7 +139,7 @@ RULES = [
         id=2, proto="udp", rule="udp/5353", origin="auto", listen=["udp/127.0.0.1:5353"],
         target='we"ird', resolved=[], resolved_at=None, allow=["198.19.0.0/24"], closing=False,
         connections_active=1, connections_total=4, rejected=0, denied=5, bytes_up=7,
-        bytes_down=9, errors={}, udp=UdpStatus(60.0, 1, 4),
+        bytes_down=9, errors={}, udp=UdpStatus(60.0, 1, 4, 3),
     ),
 ]  # fmt: skip
 STATUS = Status(started=0.0, uptime=12.0, engine="splice", config=None, rules=RULES)
@@ -156,19 +156,18 @@ def test_prometheus_text_has_every_series_per_rule() -> None:
         f'wslnet_bytes_total{{{tcp},direction="down"}} 2000',
         f'wslnet_errors_total{{{tcp},reason="connect-refused"}} 3',
         f"wslnet_rejected_total{{{udp}}} 5",
+        f"wslnet_udp_dropped_total{{{udp}}} 3",
     ]:
         assert line in lines
+    assert not [line for line in lines if line.startswith(f"wslnet_udp_dropped_total{{{tcp}")]
     assert metrics(STATUS).endswith("\n")
 
 
 def test_status_json_keeps_udp_fields_for_udp_rules_only() -> None:
     tcp, udp = (r.as_json() for r in RULES)
     assert "udp_timeout" not in tcp and "udp" not in tcp
-    assert (udp["udp_timeout"], udp["udp_sessions_active"], udp["udp_sessions_total"]) == (
-        60.0,
-        1,
-        4,
-    )
+    udp_fields = ("udp_timeout", "udp_sessions_active", "udp_sessions_total")
+    assert [udp[k] for k in (*udp_fields, "udp_datagrams_dropped")] == [60.0, 1, 4, 3]
     assert STATUS.as_json()["schema"] == 1
 
 
@@ -177,7 +176,7 @@ def test_status_for_people_is_one_line_per_rule() -> None:
         "wslnet forward, up 12 s, engine splice",
         "  #1 tcp 127.0.0.1:8080 [::1]:8080 -> wsl:8080 (198.18.5.20:8080) active 2 total 10 "
         "up 100 down 2000",
-        '  #2 udp udp/127.0.0.1:5353 -> we"ird (-) active 1 total 4 up 7 down 9',
+        '  #2 udp udp/127.0.0.1:5353 -> we"ird (-) active 1 total 4 up 7 down 9 dropped 3',
     ]
 
 

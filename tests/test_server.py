@@ -187,3 +187,31 @@ async def test_a_refused_target_ends_the_client_and_is_counted() -> None:
     assert run.events("conn")[0]["reason"] == "connect-refused"
     assert dict(run.fwd.table.rules[0].counters.ended) == {"connect-refused": 1}
     await run.stop()
+
+
+async def test_a_udp_session_with_traffic_outlives_its_timeout_and_ends_once_idle() -> None:
+    target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target.bind(("127.0.0.1", 0))
+    run = Run(udp_timeout=0.4)
+    rule = parse_rule(f"udp/127.0.0.1:0=127.0.0.1:{target.getsockname()[1]}")
+    await run.fwd.startup([(rule, "cli")])
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    loop = asyncio.get_running_loop()
+    start, sent = loop.time(), 0
+    while loop.time() - start < 1.2:  # three timeouts' worth, a datagram every 0.1 s
+        client.sendto(b"tick", ("127.0.0.1", run.port(1)))
+        sent, last = sent + 1, loop.time()
+        await asyncio.sleep(0.1)
+    assert run.events("udp-session") == []
+    udp = run.fwd.table.rules[0].udp
+    assert udp is not None and len(udp.sessions) == 1
+    for _ in range(100):
+        if run.events("udp-session"):
+            break
+        await asyncio.sleep(0.02)
+    [end] = run.events("udp-session")
+    assert (end["reason"], end["datagrams_up"], end["dropped"]) == ("idle-timeout", sent, 0)
+    assert loop.time() - last >= 0.4  # not before the timeout, counted from the last datagram
+    await run.stop()
+    client.close()
+    target.close()

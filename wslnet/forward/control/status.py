@@ -18,6 +18,7 @@ class UdpStatus:
     udp_timeout: float
     udp_sessions_active: int
     udp_sessions_total: int
+    udp_datagrams_dropped: int  # a socket's send queue was full (the target or client lagged)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def rule_status(fwd: Forwarder, rs: RuleState) -> RuleStatus:
     c = rs.counters
     udp = None
     if rs.udp is not None:
-        udp = UdpStatus(rs.udp.timeout, active, c.accepted)
+        udp = UdpStatus(rs.udp.timeout, active, c.accepted, rs.udp.dropped())
     prefix = "udp/" if rs.udp is not None else ""
     return RuleStatus(
         id=rs.id,
@@ -176,6 +177,7 @@ _SERIES = (
     ("wslnet_bytes_total", "counter", "Bytes forwarded, by direction."),
     ("wslnet_errors_total", "counter", "Connections that ended badly, by reason."),
     ("wslnet_rejected_total", "counter", "Refused by max-conns or the allow list."),
+    ("wslnet_udp_dropped_total", "counter", "UDP datagrams dropped: a send queue was full."),
     ("wslnet_log_dropped_total", "counter", "Log lines dropped: the log output did not keep up."),
 )
 
@@ -193,6 +195,8 @@ def metrics(status: Status) -> str:
         for reason, n in sorted(r.errors.items()):
             samples["wslnet_errors_total"].append(f'{{{base},reason="{_label(reason)}"}} {n}')
         samples["wslnet_rejected_total"].append(f"{{{base}}} {r.rejected + r.denied}")
+        if r.udp is not None:
+            samples["wslnet_udp_dropped_total"].append(f"{{{base}}} {r.udp.udp_datagrams_dropped}")
     samples["wslnet_log_dropped_total"] = [f" {status.log_dropped}"]
     lines = []
     for name, kind, help_text in _SERIES:
@@ -211,5 +215,6 @@ def render(doc: dict[str, Any]) -> str:
             f"  #{r['id']} {r['proto']} {' '.join(r['listen'])} -> {r['target']} "
             f"({resolved}) active {r['connections_active']} total "
             f"{r['connections_total']} up {r['bytes_up']} down {r['bytes_down']}"
+            + (f" dropped {r['udp_datagrams_dropped']}" if r.get("udp_datagrams_dropped") else "")
         )
     return "\n".join(lines)

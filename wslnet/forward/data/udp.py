@@ -61,7 +61,8 @@ class Session:
     client: Any  # the client's address, as recvfrom gave it
     reply_via: DatagramPort
     started: float = field(default_factory=time.monotonic)
-    last: float = field(default_factory=time.monotonic)
+    last: float = field(default_factory=time.monotonic)  # traffic last seen, by the sweep
+    seen: int = 0  # datagrams counted at that sweep (no clock read per datagram)
     target: str = ""
     port: DatagramPort | None = None  # the connected socket towards the target, once open
     pending: list[bytes] = field(default_factory=list)
@@ -79,7 +80,6 @@ class Session:
         port.start()
 
     def from_target(self, data: bytes, _addr: Any) -> None:
-        self.last = time.monotonic()
         self.down += len(data)
         self.datagrams_down += 1
         self.reply_via.send(data, self.client)
@@ -90,7 +90,6 @@ class Session:
             self.owner.end(self, "target-unreachable (ICMP port unreachable)")
 
     def send(self, data: bytes) -> None:
-        self.last = time.monotonic()
         self.up += len(data)
         self.datagrams_up += 1
         if self.port is not None:
@@ -128,6 +127,7 @@ class UdpRule:
         self.loop = asyncio.get_running_loop()
         self.sessions: dict[tuple[str, int], Session] = {}
         self.ports: list[DatagramPort] = []  # one per listening socket
+        self.dropped_ended = 0  # datagrams dropped by the sessions that have ended
         self._sweeper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -137,6 +137,11 @@ class UdpRule:
             self.ports.append(port)
             port.start()
         self._sweeper = self.loop.create_task(self._sweep())
+
+    def dropped(self) -> int:
+        """Datagrams dropped because a socket's send queue was full, since the start."""
+        live = sum(s.port.dropped for s in self.sessions.values() if s.port is not None)
+        return self.dropped_ended + live + sum(p.dropped for p in self.ports)
 
     def live_bytes(self) -> tuple[int, int]:
         """(up, down) moved by the open sessions."""
@@ -216,7 +221,10 @@ class UdpRule:
             return
         session.ended = True
         self.sessions.pop(session.client, None)
+        dropped = 0
         if session.port is not None:
+            dropped = session.port.dropped
+            self.dropped_ended += dropped
             session.port.close()
         self.counters.finished(reason, session.up, session.down)
         level = end_level(reason)
@@ -231,6 +239,7 @@ class UdpRule:
                 down=session.down,
                 datagrams_up=session.datagrams_up,
                 datagrams_down=session.datagrams_down,
+                dropped=dropped,
                 duration=round(time.monotonic() - session.started, 6),
                 reason=reason,
             )
@@ -241,7 +250,10 @@ class UdpRule:
             await asyncio.sleep(step)
             now = time.monotonic()
             for session in list(self.sessions.values()):
-                if now - session.last >= self.timeout:
+                moved = session.datagrams_up + session.datagrams_down
+                if moved != session.seen:
+                    session.seen, session.last = moved, now
+                elif now - session.last >= self.timeout:
                     self.end(session, "idle-timeout")
 
     def close(self) -> None:

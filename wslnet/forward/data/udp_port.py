@@ -90,7 +90,10 @@ class DatagramPort(abc.ABC):
             return
         if not self.queue:
             try:
-                self._send_now(data, addr)
+                if addr is None:
+                    self.sock.send(data)
+                else:
+                    self.sock.sendto(data, addr)
                 return
             except (BlockingIOError, InterruptedError):
                 pass
