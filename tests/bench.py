@@ -442,6 +442,9 @@ def main() -> int:
                     bps[peer.name].append(rate)
                     moved[peer.name] += nbytes
             lat: dict[str, list[float]] = {p.name: [] for p in peers}
+            # p99 per round, then the median of those: one round hit by a neighbour's load
+            # on this shared machine must not decide a peer's tail.
+            p99s: dict[str, list[float]] = {p.name: [] for p in peers}
             spent = dict.fromkeys(bps, 0.0)
             rounds = 5
             for rnd in range(rounds):
@@ -449,6 +452,7 @@ def main() -> int:
                 for peer in peers:
                     got, seconds = connect_echo(peer.echo_port, args.conns // rounds)
                     lat[peer.name] += got
+                    p99s[peer.name].append(sorted(got)[int(len(got) * 0.99)])
                     spent[peer.name] += seconds
             for peer in peers:
                 print(f"bench: idle connections: {peer.name}", file=sys.stderr)
@@ -460,7 +464,7 @@ def main() -> int:
                     ),
                     "conn_per_s": len(ls) / spent[peer.name],
                     "p50_us": ls[len(ls) // 2] * 1e6,
-                    "p99_us": ls[int(len(ls) * 0.99)] * 1e6,
+                    "p99_us": statistics.median(p99s[peer.name]) * 1e6,
                     "rss_mib_idle": idle_rss(peer, args.idle),
                 }
         finally:
@@ -529,7 +533,7 @@ METRICS = [
     ("cpu_s_per_gb", "forwarder CPU s per GB", "{:.3f}"),
     ("conn_per_s", "connect+64B echo+close per s", "{:.0f}"),
     ("p50_us", "  latency p50 (us)", "{:.0f}"),
-    ("p99_us", "  latency p99 (us)", "{:.0f}"),
+    ("p99_us", "  latency p99 (us, round median)", "{:.0f}"),
     ("rss_mib_idle", "RSS with idle conns (MiB)", "{:.1f}"),
 ]
 
