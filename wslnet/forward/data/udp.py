@@ -125,7 +125,7 @@ class UdpRule:
         self.max_sessions = max_sessions
         self.counters = counters
         self.loop = asyncio.get_running_loop()
-        self.sessions: dict[tuple[str, int], Session] = {}
+        self.sessions: dict[Any, Session] = {}  # by client address, as recvfrom gave it
         self.ports: list[DatagramPort] = []  # one per listening socket
         self.dropped_ended = 0  # datagrams dropped by the sessions that have ended
         self._sweeper: asyncio.Task[None] | None = None
