@@ -89,7 +89,7 @@ class DatagramPort(abc.ABC):
         if self.closed:
             return
         if not self.queue:
-            try:
+            try:  # _send_now, inlined: this is every datagram's path
                 if addr is None:
                     self.sock.send(data)
                 else:
