@@ -83,7 +83,7 @@ def vm(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm]:
     resolv = tmp / "resolv.conf"
     resolv.write_text(scenarios.resolv(scenarios.DNS_TUNNEL))
     # DNS tunnelling puts its address on lo (shared wsl-networking.md section 2).
-    lab.sh(lab.wsl, "ip addr add 10.255.255.254/32 dev lo")
+    lab.sh(lab.wsl, f"ip addr add {scenarios.DNS_TUNNEL}/32 dev lo")
     t, u = socket.SOCK_STREAM, socket.SOCK_DGRAM
     socks = {
         "loopback": bound(lab, lab.wsl, socket.AF_INET, t, "127.0.0.1"),
@@ -101,7 +101,7 @@ def vm(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vm]:
     finally:
         for s in socks.values():
             s.close()
-        lab.sh(lab.wsl, "ip addr del 10.255.255.254/32 dev lo", check=False)
+        lab.sh(lab.wsl, f"ip addr del {scenarios.DNS_TUNNEL}/32 dev lo", check=False)
 
 
 def test_ip_host_prints_the_default_gateway_not_the_dns_tunnel(vm: Vm) -> None:
@@ -113,8 +113,9 @@ def test_ip_host_json_explains_every_candidate(vm: Vm) -> None:
     doc = vm.json("ip", "host")
     assert doc["address"] == WIN_WSL_IP and doc["source"] == "default gateway"
     verdicts = {c["address"]: c for c in doc["candidates"]}
-    assert verdicts["10.255.255.254"]["usable"] is False
-    assert "DNS tunnel address on lo, not the host" in verdicts["10.255.255.254"]["verdict"]
+    tunnel = verdicts[scenarios.DNS_TUNNEL]
+    assert tunnel["usable"] is False
+    assert "DNS tunnel address on lo, not the host" in tunnel["verdict"]
 
 
 def test_ip_wsl_prints_the_vm_address(vm: Vm) -> None:

@@ -97,7 +97,7 @@ def jailed_check(lab: Lab, ns: str, tmp: Path, *args: str, caps: tuple[str, ...]
     osrelease = tmp / "osrelease"
     osrelease.write_text(WSL2_KERNEL)
     resolv = tmp / "resolv.conf"
-    resolv.write_text("nameserver 10.255.255.254\n")  # on lo in the VM: nothing leaves
+    resolv.write_text("nameserver 127.0.0.1\n")  # loopback: no lookup leaves the VM
     res = jail.run(
         lab.prefix(ns),
         [*caps, *jail.wslnet("check", "--json", *args)],
@@ -192,7 +192,7 @@ def test_check_no_raw_never_imports_scapy(lab: Lab, tmp_path: Path) -> None:
     osrelease = tmp_path / "osrelease"
     osrelease.write_text(WSL2_KERNEL)
     resolv = tmp_path / "resolv.conf"
-    resolv.write_text("nameserver 10.255.255.254\n")
+    resolv.write_text("nameserver 127.0.0.1\n")
     res = jail.run(
         lab.prefix(lab.wsl),
         [sys.executable, "-X", "importtime", "-m", "wslnet", "check", "--no-raw"],

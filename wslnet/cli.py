@@ -570,7 +570,8 @@ def listeners(as_json: bool) -> None:
 
     env = detect()
     mode = env.networking_mode if env.in_wsl else None
-    found, problems = mod.collect(mode, True, env.vm_addresses, env.kind == "container")
+    container = env.kind == "container"
+    found, problems = mod.collect(mode, True, env.vm_addresses, container, env.dns_tunnel)
     for p in problems:
         click.echo(f"wslnet: skipped an unreadable line: {p}", err=True)
     if as_json:

@@ -8,6 +8,7 @@ such as host.docker.internal can be stale. In mirrored mode and WSL1 it is 127.0
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 from wslnet import system
@@ -49,9 +50,14 @@ def _hosts_entries(text: str, names: tuple[str, ...]) -> list[tuple[str, str]]:
     return found
 
 
-def judge_nameserver(ns: str, gateway: str | None, conf: resolv.ResolvConf) -> Candidate:
+def judge_nameserver(
+    ns: str,
+    gateway: str | None,
+    conf: resolv.ResolvConf,
+    tunnel: Collection[str] = resolv.DEFAULT_TUNNEL,
+) -> Candidate:
     src = "nameserver in /etc/resolv.conf"
-    if ns == resolv.DNS_TUNNEL_ADDRESS:
+    if ns in tunnel:
         why = f"{ns} is the DNS tunnel address on lo, not the host"
         return Candidate(ns, src, why, False)
     if ns in resolv.RESOLVED_STUB:
@@ -121,7 +127,7 @@ def find_host(env: Environment) -> HostAddress:
         candidates.append(Candidate(gw.gateway, "default gateway", verdict, True))
     conf = resolv.parse(system.read_text("/etc/resolv.conf") or "")
     for ns in conf.nameservers:
-        candidates.append(judge_nameserver(ns, gateway, conf))
+        candidates.append(judge_nameserver(ns, gateway, conf, env.dns_tunnel))
     hosts = system.read_text("/etc/hosts") or ""
     for addr, name in _hosts_entries(hosts, ("host.docker.internal", "gateway.docker.internal")):
         why = f"{name} in /etc/hosts (written by Docker Desktop): may be stale or the LAN address"

@@ -7,6 +7,7 @@ reachable from Windows only as [::1]; it listens on Windows loopback, never the 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -68,12 +69,13 @@ def judge(
     forwarding: bool,
     vm_addrs: list[str],
     container: bool = False,
+    tunnel: Collection[str] = resolv.DEFAULT_TUNNEL,
 ) -> Reachability:
     """The verdict on one listener (section 4 of the shared facts)."""
     addr, port = entry.address, entry.port
     any4, any6 = addr == "0.0.0.0", addr == "::"
     vm = any4 or any6 or addr in vm_addrs
-    own = wsl_own(entry)
+    own = wsl_own(entry, tunnel)
     if own is not None:
         return Reachability("n/a", own, False)
     if container:
@@ -115,10 +117,12 @@ def judge(
     return Reachability("no", why, vm, Fix(f"bind 0.0.0.0:{port}{on_windows}", [forward]))
 
 
-def wsl_own(entry: procnet.SocketEntry) -> str | None:
+def wsl_own(
+    entry: procnet.SocketEntry, tunnel: Collection[str] = resolv.DEFAULT_TUNNEL
+) -> str | None:
     """What a socket is when WSL or the distribution runs it for itself (not a service
     of the user's, so nothing to reach from Windows), else None."""
-    if entry.port == 53 and entry.address == resolv.DNS_TUNNEL_ADDRESS:
+    if entry.port == 53 and entry.address in tunnel:
         return "WSL's DNS tunnel (dnsTunneling): WSL's own, not a service to reach"
     if entry.port == 53 and entry.address in resolv.RESOLVED_STUB:
         return "systemd-resolved's local DNS stub: the distribution's own resolver"
@@ -147,13 +151,14 @@ def from_entries(
     vm_addrs: list[str],
     container: bool = False,
     owners: dict[int, tuple[int, str]] | None = None,
+    tunnel: Collection[str] = resolv.DEFAULT_TUNNEL,
 ) -> list[Listener]:
     """The verdicts on the listening sockets among `entries` (pure)."""
     out: list[Listener] = []
     for e in entries:
         if not e.listening:
             continue
-        r = judge(e, mode, forwarding, vm_addrs, container)
+        r = judge(e, mode, forwarding, vm_addrs, container, tunnel)
         pid, proc = (owners or {}).get(e.inode, (None, None))
         lan = False  # WSL's relay listens on Windows loopback only
         out.append(
@@ -167,7 +172,11 @@ def from_entries(
 
 
 def collect(
-    mode: str | None, forwarding: bool, vm_addrs: list[str], container: bool = False
+    mode: str | None,
+    forwarding: bool,
+    vm_addrs: list[str],
+    container: bool = False,
+    tunnel: Collection[str] = resolv.DEFAULT_TUNNEL,
 ) -> tuple[list[Listener], list[Problem]]:
     """This system's listeners, read from /proc/net, with their verdicts."""
     entries: list[procnet.SocketEntry] = []
@@ -180,7 +189,8 @@ def collect(
         entries += found
         problems += [Problem(p.line, p.text, f"/proc/net/{name}: {p.why}") for p in probs]
     owners = system.socket_owners()
-    return from_entries(entries, mode, forwarding, vm_addrs, container, owners), problems
+    judged = from_entries(entries, mode, forwarding, vm_addrs, container, owners, tunnel)
+    return judged, problems
 
 
 def render_table(found: list[Listener]) -> str:

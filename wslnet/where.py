@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from wslnet import system
-from wslnet.facts import kernel, route
+from wslnet.facts import kernel, resolv, route
 
 Kind = Literal["wsl2", "wsl1", "container", "linux", "windows"]
 MODES = ("nat", "mirrored", "bridged", "virtioproxy", "consomme", "none", "wsl1")
@@ -31,6 +31,11 @@ class Environment:
         return self.kind in ("wsl2", "wsl1") or (
             self.kind == "container" and self.wsl_kernel != "other"
         )
+
+    @property
+    def dns_tunnel(self) -> frozenset[str]:
+        """The addresses of WSL's DNS tunnel here (its own resolver on lo)."""
+        return resolv.tunnel_addresses(self.interfaces.get("lo", []))
 
     @property
     def vm_addresses(self) -> list[str]:

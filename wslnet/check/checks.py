@@ -107,7 +107,7 @@ async def dns_resolver(ctx: Context) -> list[Finding]:
     )
     udp, tcp = results[: len(servers)], results[len(servers) :]
     for u, t in zip(udp, tcp, strict=True):
-        findings.append(verdicts.resolver_answer(u, conf, ctx.env.in_wsl, t))
+        findings.append(verdicts.resolver_answer(u, conf, ctx.env.in_wsl, t, ctx.env.dns_tunnel))
     return findings
 
 

@@ -115,7 +115,8 @@ class Context:
                     mode = self.env.networking_mode if self.env.in_wsl else None
                     container = self.env.kind == "container"
                     vm = self.env.vm_addresses
-                    self._listeners = collect(mode, not off, vm, container)
+                    tunnel = self.env.dns_tunnel
+                    self._listeners = collect(mode, not off, vm, container, tunnel)
             return self._listeners
 
     async def wsl(self) -> WslFacts:

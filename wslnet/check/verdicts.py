@@ -6,13 +6,14 @@ tests call these directly with recorded or constructed facts.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from wslnet.check.context import HostPath
 from wslnet.check.model import Finding, Fix, Status, fail, finding, info, ok, skip, warn
 from wslnet.facts.proxy import Proxy
-from wslnet.facts.resolv import DNS_TUNNEL_ADDRESS, RESOLVED_STUB, ResolvConf
+from wslnet.facts.resolv import DEFAULT_TUNNEL, RESOLVED_STUB, ResolvConf
 from wslnet.facts.wslconfig import WslConfig
 from wslnet.hostaddr import HostAddress
 from wslnet.where import Environment
@@ -351,7 +352,11 @@ def resolv_conf(
 
 
 def resolver_answer(
-    result: DnsResult, conf: ResolvConf, in_wsl: bool, tcp: DnsResult | None = None
+    result: DnsResult,
+    conf: ResolvConf,
+    in_wsl: bool,
+    tcp: DnsResult | None = None,
+    tunnel: Collection[str] = DEFAULT_TUNNEL,
 ) -> Finding:
     """One nameserver: dead (and why), slow, UDP without TCP, or fine."""
     ev: dict[str, object] = {
@@ -395,7 +400,7 @@ def resolver_answer(
             ),
             evidence=ev,
         )
-    if server == DNS_TUNNEL_ADDRESS and in_wsl:
+    if server in tunnel and in_wsl:
         return fail(
             f"WSL's DNS tunnel {server} does not answer: {result.detail}",
             detail="name lookups fail with 'Temporary failure in name resolution'",
