@@ -20,7 +20,7 @@ from wslnet.forward.core.conn import Connection
 from wslnet.forward.core.resolve import Address, ResolveError, Resolver
 from wslnet.forward.core.table import Listener
 from wslnet.forward.data.dial import CompletionDialer, Dialer, Ends
-from wslnet.forward.data.proactor import Proactor, proactor_of
+from wslnet.forward.data.loops import Proactor, proactor_of
 from wslnet.forward.data.relay import Poller
 
 _ACCEPT_BATCH = 64  # accepts per wake-up before other work gets a turn

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wslnet.forward.core.resolve import Address
-from wslnet.forward.data.proactor import Proactor
+from wslnet.forward.data.loops import Proactor
 from wslnet.forward.data.relay import Poller
 
 Ends = tuple[tuple[str, int], tuple[str, int]]  # (our address, the peer's) of a connection

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Callable
 from typing import cast
 
+from wslnet.forward.data.loops import transport_maker
 from wslnet.forward.data.relay import (
     HIGH_WATER,
     LOW_WATER,
@@ -100,10 +101,8 @@ class ProtocolRelay(Relay):
         return self.target.received
 
     def start(self) -> None:
-        # The stdlib loops (selector and Windows' proactor) wrap a connected socket at
-        # once, as their own servers do for each accept: no task, no future, two loop
-        # turns fewer than the public coroutines, which uvloop still needs.
-        make = getattr(self.loop, "_make_socket_transport", None)
+        # Wrapped at once where the loop can (two loop turns fewer than the coroutines).
+        make = transport_maker(self.loop)
         if make is None:
             self._wrap = self.loop.create_task(self._wrap_sockets())
             return

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from wslnet.forward.data.proactor import Proactor, proactor_of
+from wslnet.forward.data.loops import Proactor, proactor_of
 
 READ_BATCH = 64  # datagrams per wake-up before other work gets a turn
 MAX_DATAGRAM = 65536

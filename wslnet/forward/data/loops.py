@@ -1,12 +1,21 @@
-"""Windows' proactor, as the data path uses it: each socket operation one overlapped
-future (asyncio's IocpProactor), chained from callbacks as asyncio's own proactor
-servers chain their accepts, with no task per connection or per datagram."""
+"""The one place the data path reaches past asyncio's public API into its stdlib loops.
+
+- Windows' proactor: each socket operation one overlapped future (asyncio's
+  IocpProactor), chained from callbacks as asyncio's own proactor servers chain their
+  accepts, with no task per connection or per datagram.
+- The transport factory both stdlib loops (selector and proactor) use for each socket
+  their servers accept: it wraps a connected socket at once, with no task or future.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from typing import Any, Protocol
+
+# (socket, protocol) -> transport; connection_made follows on the loop's next turn
+MakeTransport = Callable[[socket.socket, asyncio.BaseProtocol], asyncio.BaseTransport]
 
 
 class Proactor(Protocol):
@@ -27,3 +36,10 @@ def proactor_of(loop: asyncio.AbstractEventLoop) -> Proactor | None:
     which can watch descriptors instead, do not."""
     proactor: Proactor | None = getattr(loop, "_proactor", None)
     return proactor
+
+
+def transport_maker(loop: asyncio.AbstractEventLoop) -> MakeTransport | None:
+    """The stdlib loops' `_make_socket_transport`; None on loops without one (uvloop),
+    which wrap a socket only through the public coroutines."""
+    make: MakeTransport | None = getattr(loop, "_make_socket_transport", None)
+    return make
