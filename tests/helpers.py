@@ -116,6 +116,16 @@ class ServerThread:
         self.servers.append(server)
         return int(sock.getsockname()[1])
 
+    def stop_serving(self) -> None:
+        """Closes every server, on the servers' own loop (asyncio is not thread-safe)."""
+
+        async def close() -> None:
+            for s in self.servers:
+                s.close()
+            self.servers.clear()
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+
     def close(self) -> None:
         async def stop() -> None:
             for s in self.servers:

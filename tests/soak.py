@@ -12,7 +12,6 @@ byte counters are at least what the clients moved. Needs root (network namespace
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
 import random
@@ -52,12 +51,7 @@ class Target:
         self.up = True
 
     def stop(self) -> None:
-        async def close() -> None:
-            for s in self.servers.servers:
-                s.close()
-            self.servers.servers.clear()
-
-        asyncio.run_coroutine_threadsafe(close(), self.servers.loop).result(5)
+        self.servers.stop_serving()
         self.up = False
 
 

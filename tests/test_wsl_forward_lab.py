@@ -168,8 +168,7 @@ def test_auto_forward_follows_listeners_as_they_come_and_go(
         fwd.wait_event("auto-add", port=port, timeout=5)
         assert time.monotonic() - t0 < 1.5
         assert ping_from(lab, lab.win, "127.0.0.1", port) == b"ping"
-        for s in servers.servers:
-            s.close()
+        servers.stop_serving()
         sock.close()
         fwd.wait_event("auto-remove", port=port, timeout=5)  # logged once it stopped listening
         with pytest.raises(ConnectionRefusedError):
