@@ -1,8 +1,9 @@
 """The HTTP control API (aiohttp, imported only when --api is given).
 
-Every request needs `Authorization: Bearer TOKEN`. The token comes from WSLNET_API_TOKEN
-or is generated at start and written to a file only the user can read; a small state
-file next to it tells `wslnet status` where the API listens.
+Every request needs `Authorization: Bearer TOKEN`, or a dashboard session (dashboard.py).
+The token comes from WSLNET_API_TOKEN or is generated at start and written to a file
+only the user can read; a small state file next to it tells `wslnet status` where the
+API listens. Every answer carries the security headers of sessions.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hmac
 import logging
 import os
 import secrets
+import time
 from typing import Any, cast
 
 from aiohttp import web
@@ -20,10 +22,13 @@ from aiohttp import web
 from wslnet.contract import document
 from wslnet.errors import ListenError, UsageError
 from wslnet.forward.control import status as st
-from wslnet.forward.control.dashboard import COOKIE, Dashboard
+from wslnet.forward.control.dashboard import Dashboard
+from wslnet.forward.control.history import History, Sampler
 from wslnet.forward.control.reload import Reloader
 from wslnet.forward.control.requests import MAX_BODY, forward_request
+from wslnet.forward.control.sessions import SECURITY_HEADERS
 from wslnet.forward.control.statefile import ApiState, state_dir, write_private
+from wslnet.forward.control.unforwarded import Listeners
 from wslnet.forward.core.listen import bind_listener
 from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.rules import Endpoint, format_hostport
@@ -128,6 +133,9 @@ class ControlApi:
         self.server: asyncio.base_events.Server | None = None
         self.gate = _Gate(fwd.log)
         self.dashboard = Dashboard(fwd.log, host)
+        self.history = History()
+        self.sampler = Sampler(self.history, fwd.table, fwd.log)
+        self.listeners = Listeners(fwd)
         self.url = ""
 
     async def start(self) -> None:
@@ -135,6 +143,7 @@ class ControlApi:
         aiohttp_log.handlers[:] = [_ToEventLog(self.fwd.log)]
         aiohttp_log.propagate = False
         app = web.Application(middlewares=[self._errors, self._auth], client_max_size=MAX_BODY)
+        app.on_response_prepare.append(_secure)
         app.add_routes(
             [
                 web.get("/healthz", self.healthz),
@@ -145,6 +154,8 @@ class ControlApi:
                 web.post("/v1/reload", self.reload),
                 web.get("/metrics", self.metrics),
                 web.post("/v1/login-link", self.login_link),
+                web.get("/v1/history", self.history_doc),
+                web.get("/v1/wsl-listeners", self.wsl_listeners),
                 *self.dashboard.routes(),
             ]
         )
@@ -161,6 +172,7 @@ class ControlApi:
                 lambda: _Guarded(gate, handler()), sock=sock
             )
             port = int(sock.getsockname()[1])  # the real port when 0 was asked for
+            self.dashboard.port = port
             self.url = f"http://{format_hostport(self.host, port)}"
             folder = state_dir()
             token_file = folder / "api-token"
@@ -174,6 +186,7 @@ class ControlApi:
         except BaseException:
             await self.stop()
             raise
+        self.sampler.start()
         self.fwd.log(
             "info",
             "api",
@@ -182,6 +195,7 @@ class ControlApi:
         )
 
     async def stop(self) -> None:
+        self.sampler.stop()
         if self.server is not None:
             self.server.close()
         if self.runner is not None:
@@ -222,16 +236,12 @@ class ControlApi:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        board = self.dashboard
-        # A bearer token cannot come from a rebound page; a browser's cookie or
-        # an open page can, so those must name the loopback host they expect.
+        # A bearer token cannot come from a page; a session can, so those requests must
+        # name the host the API listens on and come from no other page.
         if not self._bearer(request):
-            if not board.host_allowed(request):
-                return self._refused(request, 403, "Host is not a loopback name (DNS rebinding?)")
-            why = None if board.open_path(request) else board.session_allows(request)
-            if why is not None:
-                status = 403 if request.cookies.get(COOKIE) in board.sessions else 401
-                return self._refused(request, status, why)
+            refusal = self.dashboard.refusal(request)
+            if refusal is not None:
+                return self._refused(request, refusal.status, refusal.why)
         response: web.StreamResponse = await handler(request)
         return response
 
@@ -240,6 +250,12 @@ class ControlApi:
         if not self._bearer(request):
             return self._refused(request, 401, "a bearer token is required")
         return web.json_response(document(url=self.dashboard.login_url(self.url)))
+
+    async def history_doc(self, request: web.Request) -> web.Response:
+        return web.json_response(self.history.as_json(time.time()))
+
+    async def wsl_listeners(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.listeners.document())
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -280,3 +296,8 @@ class ControlApi:
         result = await self.reloader.reload()
         doc = {"reloaded": result.ok, "message": result.message}
         return web.json_response(doc, status=200 if result.ok else 400)
+
+
+async def _secure(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer, errors included: never framed, never sniffed, never cached."""
+    response.headers.update(SECURITY_HEADERS)

@@ -1,45 +1,65 @@
 """The forwarder's live dashboard (served by the API with --api): a page from the
-package (no CDN, no build step) that polls the API.
+package (no CDN, no build step, no inline script) that polls the API.
 
 The page holds no secret. `wslnet dashboard` asks the API (with the bearer token) for a
-one-time login link, as Jupyter does with its token URL; following it sets an HttpOnly,
-SameSite=Strict session cookie. API calls take that cookie or the bearer token; a
-state-changing call with the cookie must also come from the page's own origin. Requests
-whose Host is not a loopback name (or the API's own address) are refused: a web page
-elsewhere cannot rebind a name of its own to 127.0.0.1 and read the API.
+login link whose fragment holds a one-time code; the page trades the code for a session
+token (sessions.py says why not a cookie). Requests that do not carry the bearer token
+must name the API by exactly the host it listens on: a page elsewhere cannot rebind a
+name of its own to 127.0.0.1 and read the API.
 """
 
 from __future__ import annotations
 
 import collections
-import secrets
+import json
 import time
+from dataclasses import dataclass
 from importlib import resources
 
 from aiohttp import web
 
 from wslnet.contract import document
+from wslnet.forward.control.sessions import (
+    SESSION_HEADER,
+    Sessions,
+    allowed_hosts,
+    host_allowed,
+)
 from wslnet.forward.core.log import Event, EventLog, Level
 
-COOKIE = "wslnet_session"
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 # What changed, and what went wrong, once each (denied/rejected arrive rate-limited).
 SHOWN_EVENTS: frozenset[Event] = frozenset({
     "listening", "rule-removed", "rule-failed", "auto-add", "auto-remove", "auto-failed",
     "auto-restart", "reloaded", "reload-rejected", "resolved", "resolve-failed", "denied",
     "rejected", "target-moved", "firewall-hint", "no-ipv6", "stopping",
 })  # fmt: skip
+# The page's files: (path, package file, content type). No secret in any of them.
+ASSETS = (
+    ("/", "dashboard.html", "text/html"),
+    ("/dashboard.js", "dashboard.js", "text/javascript"),
+    ("/dashboard.css", "dashboard.css", "text/css"),
+    ("/favicon.ico", "favicon.svg", "image/svg+xml"),
+)
+OPEN = frozenset({("GET", path) for path, _, _ in ASSETS} | {("POST", "/v1/session")})
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    why: str
 
 
 class Dashboard:
     def __init__(self, log: EventLog, bound_host: str) -> None:
-        self.bound_host = bound_host
-        self.logins: set[str] = set()  # one-time login tokens not used yet
-        self.sessions: set[str] = set()
+        self.names = allowed_hosts(bound_host)
+        self.port = 0  # set once bound
+        self.sessions = Sessions()
         self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=200)
         # Read once, at start: no file I/O on the loop per request.
-        page = resources.files("wslnet.forward.control").joinpath("dashboard.html")
-        self.page = page.read_text(encoding="utf-8")
+        files = resources.files("wslnet.forward.control")
+        self.assets = {
+            path: (files.joinpath(name).read_bytes(), ctype) for path, name, ctype in ASSETS
+        }
         log.observers.append(self._observe)
 
     def _observe(self, level: Level, event: Event, msg: str, fields: dict[str, object]) -> None:
@@ -50,51 +70,43 @@ class Dashboard:
             self.events.append({"ts": time.time(), "level": level, "event": event, "fields": shown})
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/", self.index), web.get("/login", self.login),
+        files = [web.get(path, self.asset) for path in self.assets]
+        return [*files, web.post("/v1/session", self.session),
                 web.get("/v1/events", self.events_doc)]  # fmt: skip
 
     def login_url(self, base: str) -> str:
-        token = secrets.token_urlsafe(24)
-        self.logins.add(token)
-        return f"{base}/login?t={token}"
+        # In the fragment: a browser sends it to no server, and no log holds it.
+        return f"{base}/#code={self.sessions.new_code()}"
 
-    def host_allowed(self, request: web.Request) -> bool:
-        host = request.host.rsplit(":", 1)[0] if not request.host.startswith("[") else (
-            request.host[1:].split("]", 1)[0]
-        )  # fmt: skip
-        return host in LOOPBACK_NAMES or host.startswith("127.") or host == self.bound_host
-
-    def open_path(self, request: web.Request) -> bool:
-        """The page and the login link need no credentials (neither holds a secret)."""
-        return request.method == "GET" and request.path in ("/", "/login")
-
-    def session_allows(self, request: web.Request) -> str | None:
-        """None when the session cookie admits the request, else why not."""
-        sid = request.cookies.get(COOKIE)
-        if sid is None or sid not in self.sessions:
-            return "a bearer token or a dashboard session is required (wslnet dashboard)"
-        if request.method not in ("GET", "HEAD"):
-            origin = request.headers.get("Origin")
-            if origin != f"{request.scheme}://{request.host}":
-                return "a state-changing call with the session cookie must come from the dashboard"
+    def refusal(self, request: web.Request) -> Refusal | None:
+        """Why a request without the bearer token is refused, or None if it is not."""
+        if not host_allowed(request.host, self.names, self.port):
+            return Refusal(403, "Host is not the name this API listens on (DNS rebinding?)")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != f"http://{request.host}":
+            return Refusal(403, "a request from another page is refused")
+        if (request.method, request.path) in OPEN:
+            return None
+        if not self.sessions.valid(request.headers.get(SESSION_HEADER, "")):
+            return Refusal(401, "a bearer token or a dashboard session is required "
+                           "(wslnet dashboard)")  # fmt: skip
         return None
 
-    async def index(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.page, content_type="text/html")
+    async def asset(self, request: web.Request) -> web.Response:
+        body, ctype = self.assets[request.path]
+        return web.Response(body=body, content_type=ctype, charset="utf-8")
 
-    async def login(self, request: web.Request) -> web.StreamResponse:
-        token = request.query.get("t", "")
-        if token not in self.logins:
-            return web.Response(
-                status=403, text="this login link was used already, or is unknown: run "
-                "`wslnet dashboard` for a new one\n",
-            )  # fmt: skip
-        self.logins.discard(token)
-        sid = secrets.token_urlsafe(32)
-        self.sessions.add(sid)
-        response = web.HTTPSeeOther("/")
-        response.set_cookie(COOKIE, sid, httponly=True, samesite="Strict", path="/")
-        return response
+    async def session(self, request: web.Request) -> web.Response:
+        """The page trades the link's one-time code for a session token."""
+        try:
+            code = json.loads(await request.read()).get("code")
+        except (ValueError, AttributeError):
+            code = None
+        token = self.sessions.redeem(code) if isinstance(code, str) else None
+        if token is None:
+            why = "this login link was used already, or is unknown: run `wslnet dashboard`"
+            return web.json_response({"error": why}, status=403)
+        return web.json_response(document(token=token, header=SESSION_HEADER))
 
     async def events_doc(self, request: web.Request) -> web.Response:
         return web.json_response(document(events=list(self.events)))
