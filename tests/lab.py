@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import secrets
 import shutil
@@ -29,7 +30,12 @@ VPN_CLIENT = "198.18.16.2"
 VPN_ROUTER = "198.18.16.1"
 VPN_SERVER = "198.18.17.2"
 
-_libc = ctypes.CDLL(None, use_errno=True)
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """libc, loaded when a lab test enters a namespace: `CDLL(None)` raises TypeError on
+    Windows (ctypes 3.10-3.13 evaluates `'/' in name`), so not at import."""
+    return ctypes.CDLL(None, use_errno=True)
 
 
 FAKE_WSL = r"""#!/bin/sh
@@ -67,6 +73,24 @@ class LabUnavailable(Exception):
     pass
 
 
+def empty_netns() -> tuple[str, ...]:
+    """The prefix that runs a command in a new network namespace of its own (only `lo`):
+    `unshare -n` as root, else `unshare -rn` (a user namespace, where the kernel allows
+    unprivileged ones); LabUnavailable where neither can."""
+    tried = []
+    for prefix in (("unshare", "-n"), ("unshare", "-rn")):
+        try:
+            res = subprocess.run(
+                [*prefix, "ip", "link", "set", "lo", "up"], capture_output=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise LabUnavailable(f"cannot run unshare: {exc}") from None
+        if res.returncode == 0:
+            return prefix
+        tried.append(f"{' '.join(prefix)}: {res.stderr.decode(errors='replace').strip()}")
+    raise LabUnavailable("no network namespace of our own (" + "; ".join(tried) + ")")
+
+
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     res = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     if check and res.returncode != 0:
@@ -75,7 +99,7 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
+    if _libc().setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 

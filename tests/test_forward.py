@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -293,7 +294,9 @@ def test_a_rule_beyond_loopback_must_say_who_may_connect() -> None:
     )
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="dropping a capability takes root")
+@pytest.mark.skipif(
+    sys.platform == "win32" or os.geteuid() != 0, reason="dropping a capability takes root"
+)
 def test_privileged_port_without_the_capability_says_permission_denied() -> None:
     # Root without CAP_NET_BIND_SERVICE is refused ports below 1024, like a plain user.
     res = run_cli(
