@@ -147,7 +147,8 @@ def test_json_has_schema_environment_findings_and_summary() -> None:
 
 def listener_finding(port: int, reach: str, address: str = "127.0.0.1") -> Finding:
     ev: dict[str, object] = {"proto": "tcp", "address": address, "port": port}
-    ev.update(process="node", windows_localhost=reach, reason="r")
+    cause = {"yes": "relayed", "no": "bound-to-eth0"}[reach]
+    ev.update(process="node", windows_localhost=reach, cause=cause, reason="r")
     return Finding(id="listeners.bind-address", status="ok", title="t", evidence=ev)
 
 
@@ -197,3 +198,23 @@ def test_no_color_in_the_environment_turns_color_off(monkeypatch: pytest.MonkeyP
     assert render.use_color()
     monkeypatch.setenv("NO_COLOR", "1")
     assert not render.use_color()
+
+
+def test_the_picture_says_why_from_the_cause_not_from_the_words() -> None:
+    from wslnet.check.picture import picture
+
+    env = Environment(
+        "wsl2", "nat", "", "Ubuntu", "", "wsl2", None, False, {"eth0": ["198.18.5.20"]}
+    )
+    off = listener_finding(3000, "no", "0.0.0.0")
+    off.evidence.update(cause="localhost-forwarding-off", reason="(any words)")
+    loop = listener_finding(3001, "no", "127.0.0.2")
+    loop.evidence.update(cause="bound-to-other-loopback", reason="localhostForwarding")
+    tunnel = listener_finding(53, "no", "10.255.255.254")
+    tunnel.evidence.update(windows_localhost="n/a", cause="wsl-dns-tunnel", reason="x: y")
+    lines = picture(env, [off, loop, tunnel], 100, ascii=True).splitlines()
+    assert lines[1:] == [
+        "  localhost:3000 -x 0.0.0.0:3000 (node): localhostForwarding=false, fix below",
+        "  localhost:3001 -x 127.0.0.2:3001 (node): bound to 127.0.0.2 only, fix below",
+        "  . 10.255.255.254:53 (node): WSL's DNS tunnel (dnsTunneling)",
+    ]

@@ -4,6 +4,7 @@ usage errors of `wslnet forward` that end before anything listens."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from wslnet.forward.control.auto import AutoForward, wanted
 from wslnet.forward.control.status import RuleStatus, Status, UdpStatus, metrics, render
 from wslnet.forward.core.config import AutoConfig, PortRange, parse_ports
 from wslnet.forward.core.rules import Endpoint, parse_networks
+from wslnet.forward.data.ends import End
 from wslnet.forward.data.relay import Ending
 
 
@@ -182,24 +184,24 @@ def test_status_for_people_is_one_line_per_rule() -> None:
 
 # -- the ending rules every relay engine shares ------------------------------------------
 def test_both_eofs_close_and_the_first_reason_wins_once() -> None:
-    heard: list[str] = []
+    heard: list[End] = []
     ending = Ending(heard.append)
     assert ending.eof("client") is False  # half-closed: the other direction goes on
     assert ending.eof("target") is True
-    ending.claim("client-reset")  # too late: the connection already closed cleanly
+    ending.claim(End("client-reset"))  # too late: the connection already closed cleanly
     ending.finish()
     ending.finish()
-    assert heard == ["closed"]
+    assert [str(end) for end in heard] == ["closed"]
 
 
 def test_an_error_before_both_eofs_is_the_reason() -> None:
-    heard: list[str] = []
+    heard: list[End] = []
     ending = Ending(heard.append)
     ending.eof("client")
-    assert ending.claim("target-reset") == "target-reset"
-    assert ending.claim("idle-timeout") == "target-reset"
+    assert ending.claim(End("target-reset")) == End("target-reset")
+    assert ending.claim(End("idle-timeout")) == End("target-reset")
     ending.finish()
-    assert heard == ["target-reset"]
+    assert [str(end) for end in heard] == ["target-reset"]
 
 
 # -- usage errors before anything listens ------------------------------------------------
@@ -220,6 +222,20 @@ def test_forward_usage_errors_are_one_line_and_exit_2(args: list[str], line: str
     res = CliRunner().invoke(cli, ["forward", *args])
     assert res.exit_code == 2
     assert res.output.strip().splitlines()[-1].startswith(line)
+
+
+@pytest.mark.parametrize(
+    ("option", "line"),
+    [
+        ("--udp-max-sessions", "wslnet: --udp-max-sessions must be at least 1"),
+        ("--udp-timeout", "wslnet: --udp-timeout must be more than 0 seconds"),
+        ("--resolve-interval", "wslnet: --resolve-interval must be more than 0 seconds"),
+    ],
+)
+def test_each_limit_of_forward_says_its_own_name(option: str, line: str) -> None:
+    res = CliRunner().invoke(cli, ["forward", "8080", option, "0"])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == line
 
 
 def test_a_bad_config_file_stops_forward_before_it_listens(tmp_path: Path) -> None:
@@ -296,3 +312,41 @@ def test_without_wsl_exe_a_wsl_target_or_auto_fails_at_start(
     res = CliRunner().invoke(cli, ["forward", *args], env={"PATH": str(tmp_path)})
     assert res.exit_code == 2
     assert res.output.startswith("wslnet: wsl.exe is not here, and the wsl target (or --auto)")
+
+
+# -- a run's signal handlers ---------------------------------------------------------------
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGHUP and the loop's handlers are POSIX")
+async def test_a_run_puts_back_the_signal_handlers_it_found() -> None:
+    import signal
+
+    from wslnet.forward.run import capture_signals
+
+    class Fwd:
+        stops = 0
+
+        def request_stop(self) -> None:
+            self.stops += 1
+
+    def mine(*_: object) -> None:
+        pass
+
+    watched = [signal.SIGINT]
+    if sys.platform != "win32":
+        watched.append(signal.SIGHUP)
+    before = {sig: signal.getsignal(sig) for sig in watched}
+    signal.signal(signal.SIGTERM, mine)
+    fwd = Fwd()
+    try:
+        with capture_signals(fwd, None) as stopped:  # type: ignore[arg-type]
+            assert signal.getsignal(signal.SIGTERM) is not mine
+            signal.raise_signal(signal.SIGTERM)
+            for _ in range(100):  # the loop runs the handler on a later turn
+                if fwd.stops:
+                    break
+                await asyncio.sleep(0.01)
+            assert fwd.stops == 1 and not stopped.is_set()
+        assert stopped.is_set()  # a Windows console handler waits on it
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert {sig: signal.getsignal(sig) for sig in before} == before
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -6,14 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 from typing import Any
 
+import wslnet
 from tests.standin import LoopProactor, run_on_standin
 from tests.test_server import Run, echo, ended_by_forwarder, talk
 from wslnet.forward.core.accept import CompletionStrategy
 from wslnet.forward.core.rules import parse_rule
 from wslnet.forward.data.dial import CompletionDialer
+from wslnet.forward.data.ends import End
 from wslnet.forward.data.udp_port import CompletionPort
+
+PACKAGE = Path(wslnet.__file__).resolve().parent
+
+
+def is_ours(filename: str) -> bool:
+    """Code of the wslnet package itself: not the tests beside it, whatever the checkout
+    is called (`git clone ... wslnet` makes one named like the package) or the separator."""
+    return Path(filename).resolve().is_relative_to(PACKAGE)
 
 
 def proactor() -> LoopProactor:
@@ -42,7 +53,7 @@ def test_tcp_relays_and_half_closes_with_no_task_per_connection() -> None:
         loop = asyncio.get_running_loop()
 
         def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
-            if "/wslnet/" in coro.cr_code.co_filename:
+            if is_ours(coro.cr_code.co_filename):
                 ours.append(coro.__qualname__)
             return asyncio.Task(coro, loop=loop, **kw)
 
@@ -112,14 +123,14 @@ def test_the_dialer_tries_the_next_address_and_cancel_closes_its_socket() -> Non
         dead.bind(("127.0.0.1", 0))
         addrs = [(socket.AF_INET, dead.getsockname()), (socket.AF_INET, listening.getsockname())]
         dead.close()
-        done: asyncio.Future[tuple[socket.socket | None, str]] = loop.create_future()
+        done: asyncio.Future[tuple[socket.socket | None, End | None]] = loop.create_future()
         own: set[tuple[tuple[str, int], tuple[str, int]]] = set()
         dialer = CompletionDialer(
             loop, proactor(), addrs, 5.0, lambda s, r: done.set_result((s, r)), own
         )
         dialer.start()
         sock, reason = await asyncio.wait_for(done, 5)
-        assert sock is not None and reason == ""
+        assert sock is not None and reason is None
         assert sock.getpeername() == listening.getsockname() and dialer.ends in own
         sock.close()
 
@@ -166,3 +177,11 @@ def test_udp_rules_read_through_the_completion_port() -> None:
         echo_sock.close()
 
     run_on_standin(main())
+
+
+def test_ours_means_the_package_not_the_checkout_named_like_it() -> None:
+    from wslnet.forward.core import server
+
+    assert is_ours(server.__file__)
+    assert not is_ours(__file__)  # tests/ sits beside the package, in a checkout `wslnet`
+    assert not is_ours(str(PACKAGE.parent / "wslnet-tests" / "standin.py"))

@@ -82,10 +82,10 @@ def parse(argv: list[str]) -> click.Command:
     return command
 
 
-def isolated(argv: list[str]) -> list[str]:
+def isolated(netns: tuple[str, ...], argv: list[str]) -> list[str]:
     """The command in a new, empty network namespace with only loopback up."""
     script = 'ip link set lo up && exec "$@"'
-    return ["unshare", "-n", "sh", "-c", script, "sh", sys.executable, "-m", "wslnet", *argv]
+    return [*netns, "sh", "-c", script, "sh", sys.executable, "-m", "wslnet", *argv]
 
 
 FAKE_WSL = """#!/bin/sh
@@ -114,11 +114,16 @@ def fake_wsl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ):
         (folder / name).write_text(text)
         (folder / name).chmod(0o755)
+    config = folder / "config" / "wslnet" / "forward.toml"  # `service install` reads it
+    config.parent.mkdir(parents=True)
+    config.write_text("# the README's service, with no rules of its own\n")
     return folder
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
-def test_each_readme_command_parses_and_runs(argv: list[str], fake_wsl: Path) -> None:
+def test_each_readme_command_parses_and_runs(
+    argv: list[str], fake_wsl: Path, netns: tuple[str, ...]
+) -> None:
     if argv and argv[0] not in ("--version", "--help"):
         parse(argv)
     # The README's forward commands run on Windows: wsl.exe answers for a running VM.
@@ -131,7 +136,7 @@ def test_each_readme_command_parses_and_runs(argv: list[str], fake_wsl: Path) ->
     }
     if argv[:1] == ["forward"]:
         proc = subprocess.Popen(
-            isolated(argv), cwd=ROOT, env=env, text=True,
+            isolated(netns, argv), cwd=ROOT, env=env, text=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         try:
@@ -145,7 +150,7 @@ def test_each_readme_command_parses_and_runs(argv: list[str], fake_wsl: Path) ->
         assert "started" in err and "internal" not in err
         return
     res = subprocess.run(
-        isolated(argv), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        isolated(netns, argv), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert res.returncode in (0, 1, 2), res.stderr
     assert "internal error" not in res.stderr and "Traceback" not in res.stderr

@@ -137,13 +137,17 @@ async def test_a_removed_rule_stops_listening_and_its_connection_drains(echo_por
     await run.stop()
 
 
-async def test_clients_off_the_allow_list_are_reset_and_counted(echo_port: int) -> None:
+async def test_loopback_clients_pass_any_allow_list(echo_port: int) -> None:
+    """Loopback is this machine (issue 22): an allow list that does not name it still
+    lets local clients through, on 127.0.0.1 and on ::1. Refusals are tested in
+    test_decisions.py and, from a LAN address, in the lab."""
     run = Run()
     rule = parse_rule(f"0=127.0.0.1:{echo_port}", parse_networks(["198.19.0.0/24"], "t"))
     await run.fwd.startup([(rule, "cli")])
-    assert await ended_by_forwarder(run.port(1))
-    assert run.fwd.table.rules[0].counters.denied == 1
-    assert run.events("denied")[0]["reason"] == "not-allowed"
+    assert await talk(run.port(1), b"local") == b"local"
+    counters = run.fwd.table.rules[0].counters
+    assert (counters.accepted, counters.denied, counters.rejected) == (1, 0, 0)
+    assert run.events("denied") == []
     await run.stop()
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.standin import LoopProactor
 from wslnet.forward.data import udp_port
-from wslnet.forward.data.udp import big_buffers
+from wslnet.forward.data.sockopts import big_buffers
 from wslnet.forward.data.udp_port import CompletionPort, DatagramPort, ReadinessPort
 
 

@@ -7,16 +7,17 @@ from pathlib import Path
 import pytest
 
 from wslnet.check import verdicts
-from wslnet.check.context import HostPath
+from wslnet.check.verdicts import judge
 from wslnet.facts import procnet, proxy, resolv, wslconfig
 from wslnet.hostaddr import Candidate, HostAddress
-from wslnet.listeners import Listener, judge
 from wslnet.probe.dns import DnsResult
 from wslnet.probe.raw import ArpResult, EchoResult, MtuResult
+from wslnet.verdict import HostPath, Listener
 from wslnet.where import Environment
 
 SAMPLES = Path(__file__).parent / "samples"
 VM = ["198.18.5.20"]
+FWD = "tcp/3000=198.18.5.20:3000"
 
 
 def entry(address: str, port: int = 3000, proto: str = "tcp") -> procnet.SocketEntry:
@@ -27,22 +28,22 @@ def entry(address: str, port: int = 3000, proto: str = "tcp") -> procnet.SocketE
 
 # -- listeners: section 4 of the shared facts, one case per rule --------------------------
 @pytest.mark.parametrize(
-    ("address", "proto", "reach", "reason", "command"),
+    ("address", "proto", "reach", "cause", "reason", "command"),
     [
-        ("0.0.0.0", "tcp", "yes", "WSL's relay forwards 127.0.0.1:3000", None),
-        ("127.0.0.1", "tcp", "yes", "WSL's relay forwards 127.0.0.1:3000", None),
-        ("::", "tcp", "ipv6-only", "reachable only as [::1]:3000", "tcp/3000=198.18.5.20:3000"),
-        ("::1", "tcp", "ipv6-only", "reachable only as [::1]:3000", "tcp/3000=198.18.5.20:3000"),
-        ("127.0.0.2", "tcp", "no", "not other 127.x", None),
-        ("198.18.5.20", "tcp", "no", "does not forward the eth0 address", "tcp/3000="),
-        ("0.0.0.0", "udp", "no", "UDP is never forwarded", "udp/3000=198.18.5.20:3000"),
+        ("0.0.0.0", "tcp", "yes", "relayed", "WSL's relay forwards 127.0.0.1:3000", None),
+        ("127.0.0.1", "tcp", "yes", "relayed", "WSL's relay forwards 127.0.0.1:3000", None),
+        ("::", "tcp", "ipv6-only", "ipv6-only", "reachable only as [::1]:3000", FWD),
+        ("::1", "tcp", "ipv6-only", "ipv6-only", "reachable only as [::1]:3000", FWD),
+        ("127.0.0.2", "tcp", "no", "bound-to-other-loopback", "not other 127.x", None),
+        ("198.18.5.20", "tcp", "no", "bound-to-eth0", "not forward the eth0 address", "tcp/3000="),
+        ("0.0.0.0", "udp", "no", "udp-not-relayed", "UDP is never forwarded", "udp/3000=" + VM[0]),
     ],
-)
+)  # fmt: skip
 def test_nat_listener_verdicts(
-    address: str, proto: str, reach: str, reason: str, command: str | None
+    address: str, proto: str, reach: str, cause: str, reason: str, command: str | None
 ) -> None:
     r = judge(entry(address, proto=proto), "nat", True, VM)
-    assert r.windows_localhost == reach
+    assert (r.windows_localhost, r.cause) == (reach, cause)
     assert reason in r.reason
     if command is None:
         assert r.fix is None or r.fix.commands == []
@@ -55,6 +56,7 @@ def test_nat_listener_verdicts(
 def test_localhost_forwarding_off_makes_every_tcp_listener_unreachable() -> None:
     r = judge(entry("0.0.0.0"), "nat", False, VM)
     assert (r.windows_localhost, r.reason) == ("no", "localhostForwarding=false in .wslconfig")
+    assert r.cause == "localhost-forwarding-off"
     assert r.fix is not None and r.fix.commands == ["wslnet forward tcp/3000=198.18.5.20:3000"]
 
 
@@ -84,8 +86,8 @@ def test_outside_wsl_the_listeners_are_one_info_line_not_a_finding_each() -> Non
 def listener(address: str, port: int, reach: str = "yes") -> Listener:
     r = judge(entry(address, port), "nat", True, VM)
     return Listener(
-        "tcp", "ipv4", address, port, 42, "node", r.windows_localhost, r.reason, r.vm_address,
-        False, r.fix,
+        "tcp", "ipv4", address, port, 42, "node", r.windows_localhost, r.cause, r.reason,
+        r.vm_address, False, r.fix,
     )  # fmt: skip
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from wslnet import system
-from wslnet.check import runner, win_verdicts, windows_facts
+from wslnet.check import runner, verdicts, windows_facts
 from wslnet.check.context import Context, Options
 from wslnet.check.windows_facts import WindowsFacts
 from wslnet.where import Environment
@@ -75,7 +76,7 @@ async def test_the_facts_come_from_every_tool_in_one_round(
     assert facts.owner(3000) == (4120, "node.exe") and facts.owner(5173) == (9876, "wslrelay.exe")
     assert facts.reach == {5173: (True, ""), 3000: (False, "No connection could be made")}
     assert facts.hyperv is not None and facts.hyperv["DefaultInboundAction"] == 4
-    asked = windows["_asked"]  # type: ignore[index]
+    asked = cast("list[list[str]]", windows["_asked"])
     powershell = next(a for a in asked if a[0] == "powershell.exe")
     assert powershell[:3] == ["powershell.exe", "-NoProfile", "-NonInteractive"]
     assert "$ports=@(3000,5173)" in powershell[-1] and "ConvertTo-Json" in powershell[-1]
@@ -89,7 +90,7 @@ async def test_a_port_in_a_reserved_range_fails_with_the_winnat_fixes(
     windows: dict[str, tuple[int, str]],
 ) -> None:
     facts = await facts_for(windows, [56700])
-    (f,) = win_verdicts.excluded_ports([("tcp", 56700)], facts)
+    (f,) = verdicts.excluded_ports([("tcp", 56700)], facts)
     assert (f.status, f.title) == (
         "fail",
         "TCP port 56700 is reserved by Windows (range 56638-56737)",
@@ -100,7 +101,7 @@ async def test_a_port_in_a_reserved_range_fails_with_the_winnat_fixes(
         "netsh int ipv4 add excludedportrange protocol=tcp startport=56700 numberofports=1",
     ]
     assert "sudo" not in f.fix.text and "Administrator" in f.fix.text
-    (clean,) = win_verdicts.excluded_ports([("tcp", 3000)], facts)
+    (clean,) = verdicts.excluded_ports([("tcp", 3000)], facts)
     assert clean.status == "ok"
 
 
@@ -108,7 +109,7 @@ async def test_a_portproxy_rule_to_an_old_vm_address_is_stale(
     windows: dict[str, tuple[int, str]],
 ) -> None:
     facts = await facts_for(windows, [])
-    (f,) = win_verdicts.portproxy(facts, "172.23.180.5", set())
+    (f,) = verdicts.portproxy(facts, "172.23.180.5", set())
     assert f.status == "fail"
     assert f.title == (
         "portproxy 0.0.0.0:30000-50000 -> 172.23.188.236 is stale: the WSL VM is at 172.23.180.5 now"
@@ -123,13 +124,13 @@ async def test_a_portproxy_rule_on_a_relay_port_is_a_conflict(
     windows: dict[str, tuple[int, str]],
 ) -> None:
     facts = await facts_for(windows, [])
-    (f,) = win_verdicts.portproxy(facts, "172.23.188.236", {31000})
+    (f,) = verdicts.portproxy(facts, "172.23.188.236", {31000})
     assert f.status == "warn" and "both want port 31000" in f.title
 
 
 async def test_who_holds_each_port_on_windows(windows: dict[str, tuple[int, str]]) -> None:
     facts = await facts_for(windows, [3000, 5173, 8080, 9999])
-    taken, relay, portproxy, nothing = win_verdicts.port_owners([3000, 5173, 8080, 9999], facts)
+    taken, relay, portproxy, nothing = verdicts.port_owners([3000, 5173, 8080, 9999], facts)
     assert (taken.status, taken.title) == (
         "fail",
         "Port 3000 is taken on Windows by node.exe, pid 4120",
@@ -147,13 +148,13 @@ async def test_the_end_to_end_proof_and_the_hyperv_firewall(
     windows: dict[str, tuple[int, str]],
 ) -> None:
     facts = await facts_for(windows, [3000, 5173])
-    missed, reached = win_verdicts.windows_reach([3000, 5173], facts)
+    missed, reached = verdicts.windows_reach([3000, 5173], facts)
     assert missed.status == "fail" and missed.title.endswith("No connection could be made")
     assert reached.status == "ok"
-    (hv,) = win_verdicts.hyperv_firewall("mirrored", facts)  # PS 5.1: 4 means Block
+    (hv,) = verdicts.hyperv_firewall("mirrored", facts)  # PS 5.1: 4 means Block
     assert hv.status == "warn" and hv.fix is not None
     assert hv.fix.commands[0].startswith("Set-NetFirewallHyperVVMSetting -Name '{40E0AC32")
-    (nat,) = win_verdicts.hyperv_firewall("nat", facts)
+    (nat,) = verdicts.hyperv_firewall("nat", facts)
     assert nat.status == "ok"
 
 
@@ -163,12 +164,12 @@ async def test_output_that_cannot_be_read_is_said_with_the_raw_text(
     windows["netsh.exe portproxy"] = (0, "Listen on ipv4:\r\n0.0.0.0  80x  1.2.3.4  80\r\n")
     windows["powershell.exe"] = (124, "")
     facts = await facts_for(windows, [5173])
-    (pp,) = win_verdicts.portproxy(facts, None, set())
+    (pp,) = verdicts.portproxy(facts, None, set())
     assert (
         pp.status == "warn" and pp.title == "Could not read netsh.exe output (its portproxy rules)"
     )
     assert "80x" in str(pp.evidence["raw"])
-    (reach,) = win_verdicts.windows_reach([5173], facts)
+    (reach,) = verdicts.windows_reach([5173], facts)
     assert reach.title == "Could not ask Windows for a connection test"
     assert reach.detail.endswith("no answer in time")
 
@@ -266,9 +267,9 @@ def test_ip_wsl_on_windows_asks_wsl_exe_and_never_boots_by_itself(
 
 
 def test_docker_verdicts() -> None:
-    (linux,) = win_verdicts.docker(0, "linux|Docker Desktop", False)
+    (linux,) = verdicts.docker(0, "linux|Docker Desktop", False)
     assert linux.title == "Docker (Docker Desktop) publishes ports on Windows localhost"
-    wincontainers, toolbox = win_verdicts.docker(0, "windows|Windows Server", True)
+    wincontainers, toolbox = verdicts.docker(0, "windows|Windows Server", True)
     assert "Windows containers" in wincontainers.title
     assert toolbox.fix is not None and toolbox.fix.commands == ["docker-machine ip"]
 
@@ -284,14 +285,14 @@ async def test_the_windows_firewall_profile_of_wsls_adapter_without_a_rule(
     )
     windows["powershell.exe"] = (0, json.dumps(doc))
     facts = await facts_for(windows, [])
-    blocked, hyperv = win_verdicts.windows_firewall("nat", facts)
+    blocked, hyperv = verdicts.windows_firewall("nat", facts)
     assert blocked.status == "warn"
     assert blocked.title.startswith("vEthernet (WSL) is in the Public firewall profile")
     assert blocked.fix is not None and "New-NetFirewallRule" in blocked.fix.commands[0]
     assert hyperv.status == "ok"  # the Hyper-V firewall's block matters in mirrored mode only
     doc["WslRules"] = 1
     windows["powershell.exe"] = (0, json.dumps(doc))
-    admitted, _ = win_verdicts.windows_firewall("nat", await facts_for(windows, []))
+    admitted, _ = verdicts.windows_firewall("nat", await facts_for(windows, []))
     assert admitted.status == "ok" and "1 rules admit WSL" in admitted.title
 
 
@@ -330,6 +331,18 @@ async def test_a_lan_forward_rule_without_a_firewall_rule_gets_the_exact_command
     assert lan.fix is not None and lan.fix.commands == [
         'New-NetFirewallRule -DisplayName "wslnet 2222" -Direction Inbound -Protocol TCP -LocalPort 2222 -Action Allow'
     ]
-    asked = on_windows["_asked"]  # type: ignore[index]
+    asked = cast("list[list[str]]", on_windows["_asked"])
     script = next(a for a in asked if a[0] == "powershell.exe")[-1]
     assert "@('TCP',2222)" in script
+
+
+def test_the_doctor_reads_where_a_forwarder_listens_and_nothing_from_a_broken_file() -> None:
+    from wslnet.check import forwarder
+
+    text = '[[forward]]\nlisten = "0.0.0.0:8080"\n[[forward]]\nlisten = 5353\nproto = "udp"\n'
+    assert [(x.proto, x.port, x.loopback) for x in forwarder.parse(text)] == [
+        ("tcp", 8080, False),
+        ("udp", 5353, True),
+    ]
+    assert forwarder.parse('[[forward]]\nlisten = "0.0.0.0:99999"\n') == []
+    assert forwarder.parse("[[forward]\n") == []

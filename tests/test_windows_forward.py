@@ -14,7 +14,7 @@ from wslnet import system
 from wslnet.errors import ListenError
 from wslnet.forward.control import winerrors
 from wslnet.forward.core.rules import parse_networks, parse_rule
-from wslnet.forward.data import udp
+from wslnet.forward.data import sockopts as udp
 
 SAMPLES = Path(__file__).parent / "samples"
 NETSTAT = "  TCP    127.0.0.1:3000   0.0.0.0:0   LISTENING   9876\r\n" \

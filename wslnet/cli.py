@@ -162,7 +162,8 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> obj
     multiple=True,
     metavar="CIDR",
     callback=_networks,
-    help="Who may connect to rules that listen beyond loopback (repeatable).",
+    help="Who may connect to rules that listen beyond loopback (repeatable); "
+    "loopback clients are this machine and always may.",
 )
 @click.option("--allow-any", is_flag=True, help="Let anyone connect to non-loopback rules.")
 @click.option(
@@ -309,16 +310,20 @@ _API_OPTION = click.option(
 @click.option("--no-browser", is_flag=True, help="Print the login link; open no browser.")
 def dashboard(api: str | None, no_browser: bool) -> None:
     """Open the live dashboard of a running `wslnet forward --api` (a one-time login link)."""
+    from wslnet.forward.control.client import open_privately
+
     client = _api_client(api)
     doc = client.call("/v1/login-link", "POST")
     link = doc.get("url") if isinstance(doc, dict) else None
     if not isinstance(link, str):
         raise WslnetError(f"{client.url}: the answer holds no login link; is it wslnet?")
-    click.echo(link)
-    if not no_browser:
-        import webbrowser
-
-        webbrowser.open(link)
+    if no_browser:
+        click.echo(link)
+        return
+    # The browser gets a file only we can read, never the link: any local user reads
+    # a command line (/proc/PID/cmdline), and the link is a session for whoever is first.
+    opened = open_privately(link)
+    click.echo(f"opened the dashboard in your browser (through {opened})" if opened else link)
 
 
 @cli.group()
@@ -356,7 +361,11 @@ def _kind(kind: str) -> Any:
     "Windows, ~/.config/wslnet/forward.toml elsewhere).",
 )
 def service_install(kind: str, config_file: Path | None) -> None:
-    """Install and start the service."""
+    """Install and start the service (after checking that the config file parses).
+
+    It serves the control API on a free loopback port, so `wslnet status` and
+    `wslnet dashboard` find it; `api = false` in the config file turns that off.
+    """
     from wslnet import service as svc
     from wslnet.forward.control.configfile import default_path
 
@@ -381,7 +390,7 @@ def service_status(kind: str) -> None:
     from wslnet import service as svc
 
     st = svc.state(_kind(kind))
-    click.echo(st.detail)
+    click.echo(st.words())
     if not st.installed:
         sys.exit(1)
     try:
@@ -488,8 +497,10 @@ def check(
 
     findings = asyncio.run(go())
     if report:
-        versions, settings = _report_facts(env, context)
-        click.echo(render.as_markdown(env, findings, versions, settings))
+        from wslnet.check import report as facts
+
+        settings = facts.settings(context.wslconfig_read())
+        click.echo(render.as_markdown(env, findings, facts.versions(env), settings))
     elif as_json:
         click.echo(render.as_json(env, findings))
     else:
@@ -505,23 +516,6 @@ def check(
         click.echo(text)
     failed = any(f.status in ("fail", "crash") for f in findings)
     sys.exit(1 if failed else 0)
-
-
-def _report_facts(env: Any, context: Any) -> tuple[dict[str, str], dict[str, str]]:
-    """Versions and the networking settings from .wslconfig, for --report."""
-    from wslnet import __version__, system
-
-    versions = {"wslnet": __version__, "Python": sys.version.split()[0]}
-    code, out, _ = system.wsl_exe(["--version"], timeout=3) if env.in_wsl else (1, "", "")
-    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
-    versions["WSL (wsl.exe --version)"] = "; ".join(lines[:3]) if code == 0 else "not available"
-    settings: dict[str, str] = {}
-    conf = context.wslconfig_read()
-    if conf is not None:
-        for e in conf.entries.values():
-            if e.section.lower() in ("wsl2", "experimental"):
-                settings[f"{e.section}.{e.key}"] = e.value
-    return versions, settings
 
 
 @cli.group()
@@ -563,15 +557,22 @@ def ip_wsl(as_json: bool, boot: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="A JSON object (schema 1) for scripts.")
-def listeners(as_json: bool) -> None:
+@click.option(
+    "--wslconfig",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Read this .wslconfig instead of %UserProfile%\\.wslconfig.",
+)
+def listeners(as_json: bool, wslconfig: str | None) -> None:
     """Listening sockets, and whether Windows can reach each as localhost."""
+    import asyncio
+
     from wslnet import listeners as mod
+    from wslnet.check.context import Context, Options
     from wslnet.where import detect
 
-    env = detect()
-    mode = env.networking_mode if env.in_wsl else None
-    container = env.kind == "container"
-    found, problems = mod.collect(mode, True, env.vm_addresses, container, env.dns_tunnel)
+    context = Context(detect(), Options(wslconfig=wslconfig))
+    found, problems = asyncio.run(context.listeners())  # the same verdicts as `check`
     for p in problems:
         click.echo(f"wslnet: skipped an unreadable line: {p}", err=True)
     if as_json:
@@ -657,17 +658,13 @@ def probe_mtu(host: str, as_json: bool) -> None:
 def probe_arp(address: str | None, timeout: float, as_json: bool) -> None:
     """Who-has ADDRESS (default: the default gateway, the Windows host in NAT mode)."""
     _raw_or_exit()
-    from wslnet import system
-    from wslnet.facts import route
+    from wslnet import hostaddr
     from wslnet.probe import raw
 
+    address = address or hostaddr.default_gateway()
     if address is None:
-        routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
-        gateways = route.default_gateways(routes)
-        if not gateways:
-            click.echo("wslnet: no default gateway to ask for; give an ADDRESS", err=True)
-            sys.exit(2)
-        address = gateways[0].gateway
+        click.echo("wslnet: no default gateway to ask for; give an ADDRESS", err=True)
+        sys.exit(2)
     r = raw.arp(address, timeout)
     line = f"{address} is at {r.mac} on {r.interface}" if r.mac else f"{address}: no ARP answer"
     _report("arp", r, as_json, r.mac is not None, line)

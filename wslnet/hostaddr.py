@@ -78,7 +78,7 @@ def _container_host(env: Environment, hosts: str) -> HostAddress:
     """In a container the default gateway is a Docker bridge, not Windows: the host is
     host.docker.internal (Docker Desktop provides it; elsewhere `--add-host`)."""
     candidates: list[Candidate] = []
-    routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
+    routes = system.routes()
     for gw in route.default_gateways(routes):
         why = "the container's gateway (a Docker bridge), not the Windows host"
         candidates.append(Candidate(gw.gateway, "default gateway", why, False))
@@ -104,6 +104,12 @@ def _container_host(env: Environment, hosts: str) -> HostAddress:
     return HostAddress(chosen.address, chosen.source, candidates)
 
 
+def default_gateway() -> str | None:
+    """The first default gateway here (the Windows host in NAT mode), or None."""
+    gateways = route.default_gateways(system.routes())
+    return gateways[0].gateway if gateways else None
+
+
 def find_host(env: Environment) -> HostAddress:
     if env.kind == "container":
         return _container_host(env, system.read_text("/etc/hosts") or "")
@@ -115,7 +121,7 @@ def find_host(env: Environment) -> HostAddress:
             else "WSL1 shares Windows' network stack"
         )
         candidates.append(Candidate("127.0.0.1", "networking mode", why, True))
-    routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
+    routes = system.routes()
     gateways = route.default_gateways(routes)
     gateway = gateways[0].gateway if gateways else None
     for gw in gateways:
@@ -129,7 +135,7 @@ def find_host(env: Environment) -> HostAddress:
     for ns in conf.nameservers:
         candidates.append(judge_nameserver(ns, gateway, conf, env.dns_tunnel))
     hosts = system.read_text("/etc/hosts") or ""
-    for addr, name in _hosts_entries(hosts, ("host.docker.internal", "gateway.docker.internal")):
+    for addr, name in _hosts_entries(hosts, DOCKER_HOST_NAMES):
         why = f"{name} in /etc/hosts (written by Docker Desktop): may be stale or the LAN address"
         candidates.append(Candidate(addr, "/etc/hosts", why, False))
     chosen = next((c for c in candidates if c.usable), None)

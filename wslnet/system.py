@@ -11,9 +11,16 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wslnet.facts.route import Route
+
+USER_FILE_LIMIT = 4 << 20  # a file a person wrote: more than this is a mistake or an attack
+PROC = Path("/proc")
 
 
-def read_text(path: str | Path, limit: int = 4 << 20) -> str | None:
+def read_text(path: str | Path, limit: int = USER_FILE_LIMIT) -> str | None:
     """A text file, decoded leniently (bad bytes become U+FFFD); None if unreadable."""
     try:
         with open(path, "rb") as f:
@@ -21,6 +28,25 @@ def read_text(path: str | Path, limit: int = 4 << 20) -> str | None:
     except OSError:
         return None
     return data.decode("utf-8", errors="replace")
+
+
+def read_proc(name: str) -> str | None:
+    """A /proc file (e.g. "net/tcp"), read whole: the kernel generates it, and a busy
+    host's /proc/net/tcp passes 4 MiB, where a cut would leave half a line that reads
+    as a broken one."""
+    try:
+        data = (PROC / name).read_bytes()
+    except OSError:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def routes() -> list[Route]:
+    """This namespace's IPv4 routes (/proc/net/route)."""
+    from wslnet.facts import route
+
+    found, _ = route.parse_proc_route(read_proc("net/route") or "")
+    return found
 
 
 def exists(path: str) -> bool:

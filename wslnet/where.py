@@ -84,7 +84,7 @@ def networking_mode(ifaces: dict[str, list[str]], evidence: list[str]) -> tuple[
             evidence.append("interface loopback0 exists (mirrored mode)")
         evidence += [f"ip rule: {r}" for r in rules[:3]]
         return "mirrored", "fingerprint: loopback0 / ip rule lookup 127,128"
-    routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
+    routes = system.routes()
     if route.default_gateways(routes):
         return "nat", "fingerprint: default route via the host, no mirrored rules"
     return "none", "fingerprint: no default route"

@@ -1,5 +1,5 @@
 """The checks: each declares itself with @check, gathers its facts and hands them to a
-pure verdict (verdicts.py). None prints; the runner stamps each finding with the id."""
+pure verdict (verdicts/). None prints; the runner stamps each finding with the id."""
 
 from __future__ import annotations
 
@@ -138,9 +138,6 @@ def needs_mirrored(ctx: Context) -> str | None:
 
 @check("network.mirrored", "Mirrored mode's routes and settings", applies=needs_mirrored)
 async def mirrored_mode(ctx: Context) -> list[Finding]:
-    from wslnet.facts import route
-
-    routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
-    has_default = any(r.is_default for r in routes)
+    has_default = any(r.is_default for r in system.routes())
     _, conf = await ctx.wslconfig()
     return verdicts.mirrored(has_default, conf)

@@ -4,44 +4,31 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wslnet import system
+from wslnet import listeners as sockets
+from wslnet import paths, system
+from wslnet.check import forwarder
+from wslnet.check.verdicts.listen import judge_all
 from wslnet.facts import Problem, neigh, route
 from wslnet.facts.wslconfig import WslConfig, parse
 from wslnet.hostaddr import HostAddress, find_host
-from wslnet.listeners import Listener, collect, from_entries
+from wslnet.verdict import HostPath, Listener
 from wslnet.where import Environment
 
 if TYPE_CHECKING:
     from wslnet.check.windows_facts import WindowsFacts, WslFacts
-    from wslnet.forward.core.rules import Rule
 
 _RELAYED = ("yes", "ipv6-only")  # what WSL's relay listens for on Windows
 
 
-@dataclass(frozen=True)
-class HostPath:
-    """How packets to the host leave here, and whether it answered ARP: the facts that
-    tell a firewall's silence from a host that is gone or a route that goes elsewhere."""
-
-    address: str
-    interface: str | None  # the route's interface; None: no route at all
-    expected: str | None  # the default route's interface (the WSL switch in NAT mode)
-    answered_arp: bool | None  # None: no neighbour entry (never tried, or not on-link)
-
-    @property
-    def shadowed(self) -> bool:
-        """A more specific route (a Docker bridge, a VPN) takes the host's packets."""
-        return None not in (self.interface, self.expected) and self.interface != self.expected
-
-
 def host_path(address: str) -> HostPath:
     """Read after a probe, so the kernel's neighbour table has tried the host."""
-    routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
+    routes = system.routes()
     chosen = route.route_for(routes, address)
     defaults = route.default_gateways(routes)
-    entries, _ = neigh.parse(system.read_text("/proc/net/arp") or "")
+    entries, _ = neigh.parse(system.read_proc("net/arp") or "")
     entry = neigh.lookup(entries, address)
     return HostPath(
         address,
@@ -109,14 +96,18 @@ class Context:
                 off = conf is not None and conf.flag("wsl2.localhostForwarding") is False
                 if self.env.kind == "windows":
                     wsl = await self.wsl()
-                    found = from_entries(wsl.entries, wsl.mode or "nat", not off, wsl.vm_addresses)
+                    found = judge_all(wsl.entries, wsl.mode or "nat", not off, wsl.vm_addresses)
                     self._listeners = (found, [])
                 else:
+                    entries, problems = sockets.read_sockets()
                     mode = self.env.networking_mode if self.env.in_wsl else None
                     container = self.env.kind == "container"
-                    vm = self.env.vm_addresses
-                    tunnel = self.env.dns_tunnel
-                    self._listeners = collect(mode, not off, vm, container, tunnel)
+                    env = self.env
+                    owners = system.socket_owners()
+                    found = judge_all(
+                        entries, mode, not off, env.vm_addresses, container, owners, env.dns_tunnel
+                    )
+                    self._listeners = (found, problems)
             return self._listeners
 
     async def wsl(self) -> WslFacts:
@@ -129,28 +120,17 @@ class Context:
             return self._wsl
 
     async def forward_ports(self) -> list[tuple[str, int]]:
-        return [(r.proto, r.listen.port) for r in await self.forward_rules() if r.listen.port]
+        return [(x.proto, x.port) for x in await self.forward_listens() if x.port]
 
-    async def forward_rules(self) -> list[Rule]:
-        """The rules of a configured wslnet forwarder on Windows: its config file
+    async def forward_listens(self) -> list[forwarder.ForwardListen]:
+        """Where a configured wslnet forwarder on Windows listens: its config file
         (%APPDATA%\\wslnet\\forward.toml, seen from WSL through /mnt/c)."""
-        from pathlib import Path
-
-        from wslnet.errors import UsageError
-        from wslnet.forward.control import configfile
-
         if self.env.kind == "windows":
-            path: Path | None = configfile.default_path(windows=True)
+            path: Path | None = paths.forward_config(windows=True)
         else:
             profile = await asyncio.to_thread(system.windows_userprofile)
-            path = Path(profile) / "AppData/Roaming/wslnet/forward.toml" if profile else None
-        if path is None or not path.is_file():
-            return []
-        try:
-            conf = await asyncio.to_thread(configfile.load, path)
-        except UsageError:
-            return []  # the forwarder itself says what is wrong with its file
-        return list(conf.rules)
+            path = paths.forward_config_of(Path(profile)) if profile else None
+        return await asyncio.to_thread(forwarder.listens, path)
 
     async def vm_addresses(self) -> list[str]:
         if self.env.kind == "windows":
@@ -171,8 +151,8 @@ class Context:
 
         async with self.lock("windows"):
             if self._windows is None:
-                rules = await self.forward_rules()
-                lan = [(r.proto, r.listen.port) for r in rules if not r.listen.loopback]
+                listens = await self.forward_listens()
+                lan = [(x.proto, x.port) for x in listens if not x.loopback]
                 self._windows = await windows_facts.gather(await self.relay_ports(), lan)
             return self._windows
 

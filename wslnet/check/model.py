@@ -6,17 +6,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from wslnet.verdict import Fix as Fix  # re-exported: checks build fixes with it
+
 if TYPE_CHECKING:
     from wslnet.check.context import Context
 
 Status = Literal["ok", "warn", "fail", "skip", "info", "crash"]
 STATUSES: tuple[Status, ...] = ("ok", "warn", "fail", "skip", "info", "crash")
-
-
-@dataclass
-class Fix:
-    text: str
-    commands: list[str] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)

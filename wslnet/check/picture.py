@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import click
 
 from wslnet.check.model import Finding
+from wslnet.verdict import CAUSES, Cause
 from wslnet.where import Environment
 
 MAX_PORTS = 12
@@ -29,19 +30,29 @@ UNICODE = Glyphs("─▶", "─╳", "═══", "·", "…")
 ASCII = Glyphs("->", "-x", "===", ".", "...")
 
 
-def _why(ev: dict[str, object]) -> str:
-    """Why Windows cannot reach it, in a few words (the finding below says it all)."""
-    addr = str(ev.get("address"))
-    if ev.get("proto") == "udp":
-        return "UDP is not relayed"
-    if "localhostForwarding" in str(ev.get("reason")):
-        return "localhostForwarding=false"
-    if addr.startswith("127.") or addr == "::1":
-        return f"bound to {addr} only"
-    if addr not in ("0.0.0.0", "::"):
-        return "bound to eth0 only"
-    reason = str(ev.get("reason", ""))
-    return reason.split(": ", 1)[-1]
+# Why Windows cannot reach a port, in a few words (the finding below says it all);
+# {addr} is the bound address.
+_BLOCKED: dict[Cause, str] = {
+    "udp-not-relayed": "UDP is not relayed",
+    "localhost-forwarding-off": "localhostForwarding=false",
+    "bound-to-other-loopback": "bound to {addr} only",
+    "container-loopback": "bound to {addr} only",
+    "mirrored-ipv4-only": "IPv6 only, mirrored mode is IPv4",
+    "bound-to-eth0": "bound to eth0 only",
+    "no-relay-mode": "no localhost relay in this mode",
+}
+# What a socket WSL or the distribution runs for itself is.
+_OWN: dict[Cause, str] = {
+    "wsl-dns-tunnel": "WSL's DNS tunnel (dnsTunneling)",
+    "resolved-stub": "systemd-resolved's local DNS stub",
+    "not-wsl": "not in WSL",
+}
+
+
+def _words(table: dict[Cause, str], ev: dict[str, object], default: str) -> str:
+    """The table's words for the evidence's cause (a finding without one: `default`)."""
+    cause = next((c for c in CAUSES if c == ev.get("cause")), None)
+    return table.get(cause, default) if cause is not None else default
 
 
 def _port_line(ev: dict[str, object], mode: str | None, g: Glyphs) -> tuple[int, str]:
@@ -51,9 +62,8 @@ def _port_line(ev: dict[str, object], mode: str | None, g: Glyphs) -> tuple[int,
     proc = f" ({ev['process']})" if ev.get("process") else ""
     proto = "udp " if ev.get("proto") == "udp" else ""
     reach = ev.get("windows_localhost")
-    reason = str(ev.get("reason", ""))
     if reach == "n/a":
-        return 3, f"  {g.own} {proto}{where}{proc}: {reason.split(':')[0]}"
+        return 3, f"  {g.own} {proto}{where}{proc}: {_words(_OWN, ev, 'not for Windows')}"
     if reach == "yes":
         via = "shared localhost" if mode == "mirrored" else "relay"
         return 2, f"  {proto}localhost:{port} {g.to} {via} {g.to} {where}{proc} ok"
@@ -64,7 +74,8 @@ def _port_line(ev: dict[str, object], mode: str | None, g: Glyphs) -> tuple[int,
             0,
             f"  {proto}[::1]:{port} {g.to} relay {g.to} {where}{proc}: not as 127.0.0.1, fix below",
         )
-    return 0, f"  {proto}localhost:{port} {g.blocked} {where}{proc}: {_why(ev)}, fix below"
+    why = _words(_BLOCKED, ev, "not reached").format(addr=addr)
+    return 0, f"  {proto}localhost:{port} {g.blocked} {where}{proc}: {why}, fix below"
 
 
 def _fit(line: str, width: int, g: Glyphs) -> str:

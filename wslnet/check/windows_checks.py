@@ -1,11 +1,11 @@
 """Checks of the Windows side: natively on Windows, and from inside WSL through interop
 (netsh.exe, netstat.exe, tasklist.exe, powershell.exe). All gather one WindowsFacts
-(windows_facts.py) and hand it to the pure verdicts in win_verdicts.py."""
+(windows_facts.py) and hand it to the pure verdicts (verdicts/windows.py, firewall.py)."""
 
 from __future__ import annotations
 
 from wslnet import system
-from wslnet.check import verdicts, win_verdicts
+from wslnet.check import verdicts
 from wslnet.check.context import Context
 from wslnet.check.model import Finding, check, skip
 
@@ -26,7 +26,7 @@ async def excluded_ports(ctx: Context) -> list[Finding]:
     if ctx.options.port is not None:
         ports = [(p, n) for p, n in ports if n == ctx.options.port] or [("tcp", ctx.options.port)]
     facts = await ctx.windows()
-    return win_verdicts.excluded_ports(ports, facts)
+    return verdicts.excluded_ports(ports, facts)
 
 
 @check("windows.portproxy", "netsh portproxy rules (stale ones, conflicts)", applies=needs_windows)
@@ -34,7 +34,7 @@ async def portproxy(ctx: Context) -> list[Finding]:
     facts = await ctx.windows()
     addresses = await ctx.vm_addresses()
     vm = addresses[0] if addresses else None
-    return win_verdicts.portproxy(facts, vm, set(await ctx.relay_ports()))
+    return verdicts.portproxy(facts, vm, set(await ctx.relay_ports()))
 
 
 @check("windows.port-owner", "Who holds each WSL port on Windows", applies=needs_windows)
@@ -42,7 +42,7 @@ async def port_owner(ctx: Context) -> list[Finding]:
     ports = await ctx.relay_ports()
     if not ports:
         return [skip("No WSL listener for WSL's relay to forward")]
-    return win_verdicts.port_owners(ports, await ctx.windows())
+    return verdicts.port_owners(ports, await ctx.windows())
 
 
 @check("windows.reach", "Windows localhost reaches each WSL port", applies=needs_windows)
@@ -50,7 +50,7 @@ async def windows_reach(ctx: Context) -> list[Finding]:
     ports = await ctx.relay_ports()
     if not ports:
         return [skip("No WSL listener for WSL's relay to forward")]
-    return win_verdicts.windows_reach(ports, await ctx.windows())
+    return verdicts.windows_reach(ports, await ctx.windows())
 
 
 @check("windows.firewall", "Windows' and the Hyper-V firewall for WSL", applies=needs_windows)
@@ -59,7 +59,7 @@ async def firewall(ctx: Context) -> list[Finding]:
     mode = ctx.env.networking_mode
     if ctx.env.kind == "windows":
         mode = (await ctx.wsl()).mode
-    return win_verdicts.windows_firewall(mode, facts)
+    return verdicts.windows_firewall(mode, facts)
 
 
 def on_windows(ctx: Context) -> str | None:
@@ -69,7 +69,7 @@ def on_windows(ctx: Context) -> str | None:
 @check("windows.wsl", "WSL as Windows sees it: version, distributions, mode", applies=on_windows)
 async def wsl_status(ctx: Context) -> list[Finding]:
     _, conf = await ctx.wslconfig()
-    return win_verdicts.wsl_status(await ctx.wsl(), conf, ctx.options.boot)
+    return verdicts.wsl_status(await ctx.wsl(), conf, ctx.options.boot)
 
 
 @check("wsl.listeners", "Can Windows reach each WSL listener?", applies=on_windows)
@@ -91,4 +91,4 @@ async def docker(ctx: Context) -> list[Finding]:
     code, out, _ = await asyncio.to_thread(
         system.windows_exe, "docker.exe", ["info", "--format", "{{.OSType}}|{{.OperatingSystem}}"]
     )
-    return win_verdicts.docker(code, out, system.which("docker-machine.exe") is not None)
+    return verdicts.docker(code, out, system.which("docker-machine.exe") is not None)

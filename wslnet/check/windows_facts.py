@@ -14,7 +14,6 @@ from wslnet.facts import Problem, ipaddr, procnet
 from wslnet.facts import windows as win
 from wslnet.where import MODES
 
-HYPERV_VM = "{40E0AC32-46A5-438A-A0B2-2B479E8F2E90}"
 TIMEOUT = 1.6  # seconds any one Windows tool gets: the run stays under 2 s
 
 
@@ -73,7 +72,7 @@ def powershell_script(ports: list[int], lan: Sequence[tuple[str, int]] = ()) -> 
         "$e=if($t.Exception){$t.Exception.InnerException.Message}else{''};"
         "[pscustomobject]@{Port=$p;Reached=($t.IsCompleted -and $c.Connected);Error=$e};"
         "$c.Close()};"
-        f"$hv=Get-NetFirewallHyperVVMSetting -PolicyStore ActiveStore -Name '{HYPERV_VM}' |"
+        f"$hv=Get-NetFirewallHyperVVMSetting -PolicyStore ActiveStore -Name '{win.HYPERV_VM}' |"
         " Select-Object Enabled,DefaultInboundAction,DefaultOutboundAction;"
         # The profile of WSL's adapter, and the inbound rules that name it.
         "$ad=Get-NetAdapter -IncludeHidden|?{$_.Name -like 'vEthernet (WSL*'}|Select -First 1;"

@@ -94,7 +94,9 @@ FILES: dict[str, tuple[Proto, Family]] = {
     "udp": ("udp", "ipv4"),
     "udp6": ("udp", "ipv6"),
 }
-SNAPSHOT_SCRIPT = 'for f in tcp tcp6 udp udp6; do echo "@@ $f"; cat /proc/net/$f 2>/dev/null; done'
+SNAPSHOT_SCRIPT = (
+    f"for f in {' '.join(FILES)}; do " + 'echo "@@ $f"; cat /proc/net/$f 2>/dev/null; done'
+)
 
 
 def split_sections(text: str) -> dict[str, list[str]]:

@@ -20,6 +20,8 @@ from typing import Literal
 from wslnet.facts import Problem
 
 Proto = Literal["tcp", "udp"]
+# The creator id WSL's VM has in the Hyper-V firewall (shared wsl-networking.md section 9).
+HYPERV_VM = "{40E0AC32-46A5-438A-A0B2-2B479E8F2E90}"
 
 _RANGE = re.compile(r"^\s*(\d{1,5})\s+(\d{1,5})\s*(\*)?\s*$")
 _PROTO = re.compile(r"\b(tcp|udp)\b", re.I)

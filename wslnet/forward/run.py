@@ -4,12 +4,14 @@ path and the control plane together (event loop, signals, descriptor limit)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from wslnet import system
@@ -135,7 +137,6 @@ async def _main(config: ForwardConfig, file: FileConfig | None, log: EventLog, l
         except BaseException:
             await fwd.shutdown()
             raise
-    _install_signals(fwd, reloader)
     if config.config_path is not None:
         tasks.append(asyncio.create_task(reloader.watch()))
     auto = None
@@ -143,18 +144,21 @@ async def _main(config: ForwardConfig, file: FileConfig | None, log: EventLog, l
         from wslnet.forward.control.auto import AutoForward
 
         auto = AutoForward(fwd, log, config.auto, config.allow)
-        tasks.append(asyncio.create_task(auto.run()))
-    log("info", "started", rules=len(fwd.table.rules), engine=fwd.engine, loop=loop)
-    try:
-        await fwd.serve()
-    finally:
-        STOPPED.set()
-        for task in tasks:
-            task.cancel()
-        if auto is not None:
-            auto.stop()
         if api is not None:
-            await api.stop()
+            api.listeners.watch = auto  # the dashboard lists what the watch sees
+        tasks.append(asyncio.create_task(auto.run()))
+    with capture_signals(fwd, reloader) as stopped:
+        log("info", "started", rules=len(fwd.table.rules), engine=fwd.engine, loop=loop)
+        try:
+            await fwd.serve()
+        finally:
+            stopped.set()
+            for task in tasks:
+                task.cancel()
+            if auto is not None:
+                auto.stop()
+            if api is not None:
+                await api.stop()
     return 0
 
 
@@ -177,13 +181,49 @@ async def _resolve_at_start(
     await asyncio.gather(*(one(t) for t in targets))
 
 
-STOPPED = threading.Event()  # set once the forwarder has drained and stopped
+@contextlib.contextmanager
+def capture_signals(fwd: Forwarder, reloader: Reloader) -> Iterator[threading.Event]:
+    """The run's signal handlers, and the originals back when it ends (uvicorn's
+    capture_signals). Yields the event to set once the forwarder has stopped."""
+    loop = asyncio.get_running_loop()
+    stopped = threading.Event()
+    handlers: dict[signal.Signals, Callable[[], object]] = {
+        signal.SIGINT: fwd.request_stop,
+        signal.SIGTERM: fwd.request_stop,
+    }
+    if sys.platform != "win32":  # on Windows reload is the file watcher's and the API's
+        handlers[signal.SIGHUP] = lambda: loop.create_task(reloader.reload())
+    original = {sig: signal.getsignal(sig) for sig in handlers}
+    by_loop: list[signal.Signals] = []
+    undo_console = _windows_console_events(fwd, loop, stopped)
+    try:
+        for sig, handler in handlers.items():
+            try:
+                loop.add_signal_handler(sig, handler)
+                by_loop.append(sig)
+            except (NotImplementedError, RuntimeError):
+                # Windows' loops have no add_signal_handler: hop over from the handler.
+                signal.signal(sig, functools.partial(_hop, loop, handler))
+        yield stopped
+    finally:
+        stopped.set()
+        for sig in by_loop:
+            loop.remove_signal_handler(sig)
+        for sig, old in original.items():
+            signal.signal(sig, old)
+        undo_console()
 
 
-def _windows_console_events(fwd: Forwarder, loop: asyncio.AbstractEventLoop) -> None:
+def _hop(loop: asyncio.AbstractEventLoop, handler: Callable[[], object], *_: object) -> None:
+    loop.call_soon_threadsafe(handler)
+
+
+def _windows_console_events(
+    fwd: Forwarder, loop: asyncio.AbstractEventLoop, stopped: threading.Event
+) -> Callable[[], None]:
     """Console close, Ctrl+Break, logoff and shutdown drain like SIGTERM on Linux.
     Windows ends the process when the handler returns, so it waits (a few seconds at
-    most, which is what Windows gives) for the drain to finish."""
+    most, which is what Windows gives) for the drain to finish. Returns the undo."""
     if sys.platform == "win32":
         import ctypes
         from ctypes import wintypes
@@ -193,29 +233,18 @@ def _windows_console_events(fwd: Forwarder, loop: asyncio.AbstractEventLoop) -> 
         def handler(event: int) -> bool:
             loop.call_soon_threadsafe(fwd.request_stop)
             if event in close_events:
-                STOPPED.wait(timeout=4.5)
+                stopped.wait(timeout=4.5)
             return True
 
+        # Held by the undo's closure: ctypes must not free it while Windows may call it.
         callback = ctypes.WINFUNCTYPE(wintypes.BOOL, wintypes.DWORD)(handler)
-        _KEEP.append(callback)  # ctypes must not free it while Windows may call it
         ctypes.windll.kernel32.SetConsoleCtrlHandler(callback, True)
 
+        def undo() -> None:
+            ctypes.windll.kernel32.SetConsoleCtrlHandler(callback, False)
 
-_KEEP: list[object] = []
-
-
-def _install_signals(fwd: Forwarder, reloader: Reloader) -> None:
-    loop = asyncio.get_running_loop()
-    if sys.platform == "win32":
-        _windows_console_events(fwd, loop)  # reload there: the file watcher and the API
-    else:
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reloader.reload()))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, fwd.request_stop)
-        except (NotImplementedError, RuntimeError):
-            # Windows' loops have no add_signal_handler: hop over from the handler.
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(fwd.request_stop))
+        return undo
+    return lambda: None
 
 
 def _loop_error_logger(

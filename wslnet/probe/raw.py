@@ -186,7 +186,7 @@ def path_mtu(host: str, timeout: float = 0.3) -> MtuResult:
     from wslnet import system
     from wslnet.facts import route
 
-    routes, _ = route.parse_proc_route(system.read_text("/proc/net/route") or "")
+    routes = system.routes()
     if route.route_for(routes, host) is None:
         return MtuResult(host, "-", 0, None, "no route", 0, [f"no route to {host} from here"])
     iface, mtu = interface_mtu(host)

@@ -13,6 +13,7 @@ import asyncio
 import shutil
 
 from wslnet.facts import procnet
+from wslnet.forward.control.unforwarded import Seen
 from wslnet.forward.core.config import AutoConfig
 from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.resolve import ResolveError
@@ -56,6 +57,7 @@ class AutoForward:
         self.allow = allow
         self.current: set[tuple[Proto, int]] = set()
         self.proc: asyncio.subprocess.Process | None = None
+        self.seen: Seen | None = None  # the last snapshot, for the dashboard
 
     def rule(self, proto: Proto, port: int) -> Rule:
         listen = Endpoint("0.0.0.0" if self.config.lan else LOOPBACK, port)
@@ -119,6 +121,7 @@ class AutoForward:
         except ResolveError as exc:
             self.log("warning", "auto-wait", msg=str(exc))
             return
+        self.seen = Seen(entries, vm)
         lan = self.config.lan
         want = {(p, port) for p, port in wanted(entries, vm, lan) if self.config.keeps(port)}
         if want == self.current:

@@ -2,6 +2,7 @@
 
     connect_timeout = 5          # and idle_timeout, max_conns, drain, udp_timeout,
     allow_any = false            # udp_max_sessions, resolve_interval
+    api = "7070"                 # [HOST:]PORT of the control API, as --api; false: none
     [[forward]]
     listen = "8080"              # [HOST:]PORT, as on the command line
     target = "wsl:8080"          # [HOST:]PORT; no HOST means wsl
@@ -47,17 +48,14 @@ class FileConfig:
     path: Path
     settings: dict[str, Any] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
+    api_off: bool = False  # `api = false`: no API (what `wslnet service` honours)
 
 
 def default_path(windows: bool | None = None) -> Path:
     """%APPDATA%\\wslnet\\forward.toml on Windows, else the XDG config folder."""
-    if windows is None:
-        windows = sys.platform == "win32"
-    if windows:
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "wslnet" / "forward.toml"
+    from wslnet import paths
+
+    return paths.forward_config(windows)
 
 
 MAX_SIZE = 1 << 20  # a config file is a few lines; more is a mistake or an attack
@@ -114,8 +112,11 @@ def parse(data: dict[str, Any], path: Path) -> FileConfig:
     for key, value in data.items():
         if key == "forward":
             continue
+        if key == "api":
+            _api_setting(conf, value, name)
+            continue
         if key not in SETTINGS:
-            known = ", ".join(sorted(SETTINGS))
+            known = ", ".join(sorted([*SETTINGS, "api"]))
             raise UsageError(f"{name}: unknown setting {key!r} (known: {known}, [[forward]])")
         want = SETTINGS[key]
         if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
@@ -130,6 +131,17 @@ def parse(data: dict[str, Any], path: Path) -> FileConfig:
             raise UsageError(f"{where}: not a table")
         conf.rules.append(_rule(table, where))
     return conf
+
+
+def _api_setting(conf: FileConfig, value: object, name: str) -> None:
+    """`api = "7070"` (or 7070, or "127.0.0.1:7070") is --api's default; `api = false`
+    says there is to be none, which `wslnet service` honours (it gives one otherwise)."""
+    if value is False:
+        conf.api_off = True
+    elif isinstance(value, (str, int)) and not isinstance(value, bool):
+        conf.settings["api"] = str(value)
+    else:
+        raise UsageError(f"{name}: setting 'api' must be \"[HOST:]PORT\" or false ({_show(value)})")
 
 
 def _rule(table: dict[str, Any], where: str) -> Rule:

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from wslnet.contract import SCHEMA
-from wslnet.forward.core.rules import Proto, format_addr
+from wslnet.forward.core.rules import Proto, format_addr, format_hostport
 from wslnet.forward.core.server import Forwarder
 from wslnet.forward.core.table import Origin, RuleState
 
@@ -19,6 +20,33 @@ class UdpStatus:
     udp_sessions_active: int
     udp_sessions_total: int
     udp_datagrams_dropped: int  # a socket's send queue was full (the target or client lagged)
+
+
+@dataclass(frozen=True)
+class DialStatus:
+    """The last dial to the target: is it up, as of when."""
+
+    ok: bool
+    at: float
+    reason: str
+
+
+# Ports browsers refuse to open (Chromium's and Firefox's restricted-port lists).
+_UNSAFE_PORTS = frozenset({
+    1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95,
+    101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161,
+    179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563,
+    587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 5060, 5061,
+    6000, 6566, 6665, 6666, 6667, 6668, 6669, 6697, 10080,
+})  # fmt: skip
+
+
+def browser_url(proto: Proto, bound: tuple[str, int] | None) -> str | None:
+    """Where a browser on this machine opens a TCP rule's listener (None: it cannot)."""
+    if proto != "tcp" or bound is None or bound[1] in _UNSAFE_PORTS:
+        return None
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bound[0], bound[0])
+    return f"http://{format_hostport(host, bound[1])}/"
 
 
 @dataclass(frozen=True)
@@ -35,12 +63,15 @@ class RuleStatus:
     closing: bool
     connections_active: int  # open connections, or UDP sessions
     connections_total: int
-    rejected: int  # over --max-conns or the UDP session cap
-    denied: int  # not on the allow list
+    rejected: int  # over --max-conns or --udp-max-sessions, or a loop
+    denied: int  # not on the allow list, or no peer address
     bytes_up: int
     bytes_down: int
     errors: dict[str, int]  # connections that ended badly, by reason
     udp: UdpStatus | None = None
+    max_connections: int | None = None  # --max-conns (TCP) or --udp-max-sessions
+    last_dial: DialStatus | None = None  # TCP only
+    open_url: str | None = None  # a browser here can open it
 
     def as_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -97,6 +128,9 @@ def rule_status(fwd: Forwarder, rs: RuleState) -> RuleStatus:
     if rs.udp is not None:
         udp = UdpStatus(rs.udp.timeout, active, c.accepted, rs.udp.dropped())
     prefix = "udp/" if rs.udp is not None else ""
+    dial = rs.last_dial
+    limit = fwd.config.udp_max_sessions if rs.udp is not None else fwd.config.max_conns
+    bound = _sockname(rs.listeners[0].sock) if rs.listeners else None
     return RuleStatus(
         id=rs.id,
         proto=rs.rule.proto,
@@ -116,7 +150,18 @@ def rule_status(fwd: Forwarder, rs: RuleState) -> RuleStatus:
         bytes_down=down,
         errors=dict(c.ended),
         udp=udp,
+        max_connections=limit,
+        last_dial=DialStatus(dial.ok, dial.at, dial.reason) if dial is not None else None,
+        open_url=browser_url(rs.rule.proto, bound),
     )
+
+
+def _sockname(sock: socket.socket) -> tuple[str, int] | None:
+    try:
+        name = sock.getsockname()
+        return str(name[0]), int(name[1])
+    except (OSError, TypeError, IndexError):
+        return None  # closed while the rule stops
 
 
 def snapshot(fwd: Forwarder, config: str | None) -> Status:
@@ -172,11 +217,22 @@ def _label(value: object) -> str:
 
 
 _SERIES = (
-    ("wslnet_connections_total", "counter", "Connections (TCP) or sessions (UDP) accepted."),
+    # One meaning per counter for TCP and UDP (core/stats.py): arrivals = admitted + refused.
+    ("wslnet_connections_total", "counter", "Connections (TCP) or sessions (UDP) admitted."),
     ("wslnet_connections_active", "gauge", "Open connections or UDP sessions."),
     ("wslnet_bytes_total", "counter", "Bytes forwarded, by direction."),
-    ("wslnet_errors_total", "counter", "Connections that ended badly, by reason."),
-    ("wslnet_rejected_total", "counter", "Refused by max-conns or the allow list."),
+    (
+        "wslnet_errors_total",
+        "counter",
+        "Admitted connections or sessions that ended other than closed, idle-timeout or "
+        "shutdown, by reason.",
+    ),
+    (
+        "wslnet_rejected_total",
+        "counter",
+        "Connections or sessions refused, never admitted: not on --allow (or no address), "
+        "over --max-conns/--udp-max-sessions, or a forwarding loop.",
+    ),
     ("wslnet_udp_dropped_total", "counter", "UDP datagrams dropped: a send queue was full."),
     ("wslnet_log_dropped_total", "counter", "Log lines dropped: the log output did not keep up."),
 )

@@ -17,17 +17,19 @@ from collections.abc import Callable
 from typing import Any
 
 from wslnet.forward.core.conn import Connection
-from wslnet.forward.core.resolve import Address, ResolveError, Resolver
-from wslnet.forward.core.table import Listener
+from wslnet.forward.core.resolve import ResolveError, Resolver
+from wslnet.forward.core.table import ListeningSocket
+from wslnet.forward.data.address import Address
 from wslnet.forward.data.dial import CompletionDialer, Dialer, Ends
+from wslnet.forward.data.ends import End
 from wslnet.forward.data.loops import Proactor, proactor_of
 from wslnet.forward.data.relay import Poller
 
 _ACCEPT_BATCH = 64  # accepts per wake-up before other work gets a turn
 _RETRY_ACCEPT = 0.1  # seconds before accepting again after a failure (fd limit)
 
-OnAccept = Callable[[Listener, socket.socket, object], None]
-OnAcceptError = Callable[[Listener, OSError], None]
+OnAccept = Callable[[ListeningSocket, socket.socket, object], None]
+OnAcceptError = Callable[[ListeningSocket, OSError], None]
 
 
 class Strategy(abc.ABC):
@@ -50,11 +52,11 @@ class Strategy(abc.ABC):
         self.own = own  # both ends of each dialled socket, to recognise a loop back to us
 
     @abc.abstractmethod
-    def watch(self, lst: Listener) -> None:
+    def watch(self, lst: ListeningSocket) -> None:
         """Starts accepting on a listener."""
 
     @abc.abstractmethod
-    def unwatch(self, lst: Listener) -> None:
+    def unwatch(self, lst: ListeningSocket) -> None:
         """Stops accepting (the caller closes the socket)."""
 
     def dial(self, conn: Connection) -> None:
@@ -70,7 +72,7 @@ class Strategy(abc.ABC):
             addrs = await self.resolver.resolve(conn.rule.rule.target)
         except ResolveError as exc:
             conn.task = None
-            conn.failed(f"dns: {exc}")
+            conn.failed(End("connect-dns", str(exc)))
             return
         conn.task = None
         self._dial(conn, addrs)
@@ -80,14 +82,14 @@ class Strategy(abc.ABC):
 
 
 class CallbackStrategy(Strategy):
-    def watch(self, lst: Listener) -> None:
+    def watch(self, lst: ListeningSocket) -> None:
         self.loop.add_reader(lst.sock.fileno(), self._acceptable, lst)
 
-    def unwatch(self, lst: Listener) -> None:
+    def unwatch(self, lst: ListeningSocket) -> None:
         if lst.sock.fileno() >= 0:
             self.loop.remove_reader(lst.sock.fileno())
 
-    def _acceptable(self, lst: Listener) -> None:
+    def _acceptable(self, lst: ListeningSocket) -> None:
         sock = lst.sock
         for _ in range(_ACCEPT_BATCH):
             try:
@@ -102,7 +104,7 @@ class CallbackStrategy(Strategy):
                 return
             self.on_accept(lst, csock, addr)
 
-    def _resume(self, lst: Listener) -> None:
+    def _resume(self, lst: ListeningSocket) -> None:
         if lst.sock.fileno() >= 0 and not lst.rule.closing:
             self.watch(lst)
 
@@ -117,7 +119,7 @@ class CompletionStrategy(Strategy):
         super().__init__(*args)
         self.proactor = proactor
 
-    def watch(self, lst: Listener) -> None:
+    def watch(self, lst: ListeningSocket) -> None:
         if lst.sock.fileno() < 0 or lst.rule.closing:
             return
         try:
@@ -127,12 +129,12 @@ class CompletionStrategy(Strategy):
             return
         lst.accepting.add_done_callback(functools.partial(self._accepted, lst))
 
-    def unwatch(self, lst: Listener) -> None:
+    def unwatch(self, lst: ListeningSocket) -> None:
         if lst.accepting is not None:
             lst.accepting.cancel()
             lst.accepting = None
 
-    def _accepted(self, lst: Listener, fut: asyncio.Future[Any]) -> None:
+    def _accepted(self, lst: ListeningSocket, fut: asyncio.Future[Any]) -> None:
         lst.accepting = None
         if fut.cancelled():
             return
@@ -144,7 +146,7 @@ class CompletionStrategy(Strategy):
         self.watch(lst)  # the next accept is posted before this one is served
         self.on_accept(lst, csock, addr)
 
-    def _accept_failed(self, lst: Listener, exc: OSError) -> None:
+    def _accept_failed(self, lst: ListeningSocket, exc: OSError) -> None:
         self.on_error(lst, exc)
         self.loop.call_later(_RETRY_ACCEPT, self.watch, lst)  # no spinning on one error
 

@@ -97,8 +97,12 @@ class ForwardConfig:
             raise UsageError("--max-conns must be at least 1")
         if self.drain < 0:
             raise UsageError("--drain must be 0 seconds or more")
-        if self.resolve_interval <= 0 or self.udp_timeout <= 0 or self.udp_max_sessions < 1:
-            raise UsageError("--resolve-interval and --udp-timeout must be more than 0")
+        if self.resolve_interval <= 0:
+            raise UsageError("--resolve-interval must be more than 0 seconds")
+        if self.udp_timeout <= 0:
+            raise UsageError("--udp-timeout must be more than 0 seconds")
+        if self.udp_max_sessions < 1:
+            raise UsageError("--udp-max-sessions must be at least 1")
         if self.engine == "splice" and not SPLICE_AVAILABLE:
             raise UsageError("--engine splice needs Linux; use --engine protocol")
         if self.auto is not None and self.auto.lan and self.allow is None and not self.allow_any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import socket
 import time
 from typing import TYPE_CHECKING, Protocol
@@ -11,11 +12,31 @@ from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.resolve import Resolver
 from wslnet.forward.core.rules import format_addr
 from wslnet.forward.core.stats import end_level
+from wslnet.forward.core.table import DialOutcome
 from wslnet.forward.data.dial import BaseDialer, Ends, local_address
+from wslnet.forward.data.ends import End
 from wslnet.forward.data.relay import Relay, RelayFactory, set_reset_on_close
 
 if TYPE_CHECKING:
-    from wslnet.forward.core.table import RuleState, RuleTable
+    from wslnet.forward.core.table import RuleState
+
+
+class State(enum.Enum):
+    DIALLING = "dialling"  # a Dialer or a task works on the target
+    RELAYING = "relaying"  # a Relay owns both sockets
+    ENDED = "ended"
+
+
+# The moves a connection may make (h11's style): anything else is a bug, and raises.
+MOVES: dict[State, frozenset[State]] = {
+    State.DIALLING: frozenset({State.RELAYING, State.ENDED}),
+    State.RELAYING: frozenset({State.ENDED}),
+    State.ENDED: frozenset(),
+}
+
+
+class IllegalMove(RuntimeError):
+    pass
 
 
 class Owner(Protocol):
@@ -26,12 +47,11 @@ class Owner(Protocol):
     relay_factory: RelayFactory
     own: set[Ends]  # both ends of each connection it dialled
 
-    def ended(self, conn: Connection, reason: str) -> None: ...
+    def ended(self, conn: Connection, reason: End) -> None: ...
 
 
 class Connection:
-    """States: dialling (a Dialer or a task works on the target), relaying (a Relay
-    owns both sockets), ended. `end` is the one way out, whatever the state."""
+    """States: dialling, relaying, ended (see MOVES). `end` is the one way out."""
 
     __slots__ = (
         "client",
@@ -45,6 +65,7 @@ class Connection:
         "rule",
         "seen",
         "started",
+        "state",
         "target",
         "task",
     )
@@ -64,6 +85,7 @@ class Connection:
         self.csock = csock
         self.started = started
         self.owner = owner
+        self.state = State.DIALLING
         self.target: object = rule.rule.target  # the address dialled, once known
         self.relay: Relay | None = None
         self.dialer: BaseDialer | None = None
@@ -73,7 +95,12 @@ class Connection:
         self.seen = 0  # bytes moved at the last sweep
 
     # -- dialling ----------------------------------------------------------------------
-    def dialed(self, tsock: socket.socket | None, reason: str) -> None:
+    def move(self, to: State) -> None:
+        if to not in MOVES[self.state]:
+            raise IllegalMove(f"connection {self.id}: {self.state.value} -> {to.value}")
+        self.state = to
+
+    def dialed(self, tsock: socket.socket | None, reason: End | None) -> None:
         """The Dialer's verdict: a connected socket, or why there is none."""
         dialer = self.dialer
         if dialer is not None:
@@ -81,27 +108,29 @@ class Connection:
             self.ends = dialer.ends
             self.dialer = None
         if tsock is None:
-            self.failed(reason)
+            self.failed(reason or End("connect-error"))
         else:
             self.connected(tsock, dialer.early_read if dialer is not None else True)
 
-    def failed(self, reason: str) -> None:
+    def failed(self, reason: End) -> None:
+        self.rule.last_dial = DialOutcome(False, time.time(), str(reason))
         self.owner.resolver.forget(self.rule.rule.target)
-        self.end(f"connect-{reason}", reset=True)
+        self.end(reason, reset=True)
 
     def connected(self, tsock: socket.socket, spoke: bool = True) -> None:
+        self.move(State.RELAYING)
+        self.rule.last_dial = DialOutcome(True, time.time())
         owner = self.owner
         self.relay = owner.relay_factory(owner.loop, self.csock, tsock, self.relay_ended, spoke)
         self.relay.start()
 
     # -- ending ------------------------------------------------------------------------
-    def relay_ended(self, reason: str) -> None:
+    def relay_ended(self, reason: End) -> None:
         self.end(reason)
 
-    def end(self, reason: str, reset: bool = False) -> None:
+    def end(self, reason: End, reset: bool = False) -> None:
         """The one place a connection ends: its own sockets closed, the owner told once."""
-        if self not in self.rule.active:
-            return
+        self.move(State.ENDED)
         if self.ends is not None:
             self.owner.own.discard(self.ends)
         if self.relay is None:  # never relayed: the client socket is still ours
@@ -110,8 +139,10 @@ class Connection:
             self.csock.close()
         self.owner.ended(self, reason)
 
-    def abort(self, reason: str) -> None:
-        """Ends now, with a reset, whatever the state."""
+    def abort(self, reason: End) -> None:
+        """Ends now, with a reset, while dialling or relaying."""
+        if self.state is State.ENDED:
+            raise IllegalMove(f"connection {self.id}: aborted once ended")
         if self.relay is not None:
             self.relay.abort(reason)  # the relay calls back relay_ended
             return
@@ -121,25 +152,6 @@ class Connection:
         if self.task is not None:
             self.task.cancel()
         self.end(reason, reset=True)
-
-
-async def close_idle(table: RuleTable, idle_timeout: float) -> None:
-    """--idle-timeout: one timer for all connections, cheaper than one per connection."""
-    step = min(1.0, idle_timeout / 4)
-    while True:
-        await asyncio.sleep(step)
-        for rs in table.rules:
-            for conn in list(rs.active):
-                relay = conn.relay
-                if relay is None:
-                    continue
-                moved = relay.up + relay.down
-                if moved != conn.seen:
-                    conn.seen, conn.idle = moved, 0.0
-                    continue
-                conn.idle += step
-                if conn.idle >= idle_timeout:
-                    relay.close("idle-timeout")
 
 
 def dialled_by(own: set[Ends], csock: socket.socket, addr: object) -> bool:
@@ -152,7 +164,7 @@ def dialled_by(own: set[Ends], csock: socket.socket, addr: object) -> bool:
     return ends in own
 
 
-def log_end(log: EventLog, conn: Connection, reason: str, up: int, down: int) -> None:
+def log_end(log: EventLog, conn: Connection, reason: End, up: int, down: int) -> None:
     """The one `conn` line a connection leaves (warning unless it ended the usual way)."""
     level = end_level(reason)
     if log.enabled(level):
@@ -166,5 +178,5 @@ def log_end(log: EventLog, conn: Connection, reason: str, up: int, down: int) ->
             up=up,
             down=down,
             duration=round(time.monotonic() - conn.started, 6),
-            reason=reason,
+            reason=str(reason),
         )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from wslnet.errors import ListenError
 from wslnet.forward.core.rules import Endpoint, Rule, format_hostport
-from wslnet.forward.data.udp import big_buffers, no_connreset
+from wslnet.forward.data.sockopts import big_buffers, no_connreset
 
 _LISTEN_ERRORS = {
     errno.EADDRINUSE: "address already in use: another program listens there; "

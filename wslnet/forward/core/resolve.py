@@ -9,8 +9,7 @@ import time
 from collections.abc import Callable
 
 from wslnet.forward.core.rules import HOST, WSL, Endpoint
-
-Address = tuple[socket.AddressFamily, tuple[str, int]]
+from wslnet.forward.data.address import Address, from_getaddrinfo, ip_literal, with_port
 
 
 class ResolveError(Exception):
@@ -41,7 +40,7 @@ class Resolver:
 
     @staticmethod
     def _with_port(addrs: list[Address], port: int) -> list[Address]:
-        return [(family, (sockaddr[0], port)) for family, sockaddr in addrs]
+        return [(family, with_port(sockaddr, port)) for family, sockaddr in addrs]
 
     def cached(self, target: Endpoint) -> list[Address] | None:
         """The addresses known without asking anyone: an IP literal, or a fresh cache entry."""
@@ -56,7 +55,7 @@ class Resolver:
         except ValueError:
             return None
         family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-        addrs = [(family, (target.host, target.port))]
+        addrs = [ip_literal(family, target.host, target.port)]
         self._cache[target] = (-1.0, addrs)  # never expires
         return addrs
 
@@ -107,10 +106,9 @@ class Resolver:
             raise ResolveError(f"cannot resolve {target.host!r}: {exc.strerror}") from None
         addrs: list[Address] = []
         for family, _, _, _, sockaddr in infos:
-            if family in (socket.AF_INET, socket.AF_INET6):
-                entry = (socket.AddressFamily(family), (str(sockaddr[0]), int(sockaddr[1])))
-                if entry not in addrs:
-                    addrs.append(entry)
+            entry = from_getaddrinfo(family, sockaddr)
+            if entry is not None and entry not in addrs:
+                addrs.append(entry)
         if not addrs:
             raise ResolveError(f"{target.host!r} has no IPv4 or IPv6 address")
         return addrs

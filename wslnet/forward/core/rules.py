@@ -53,19 +53,6 @@ def parse_networks(items: Iterable[object], what: str) -> tuple[Network, ...]:
     return tuple(nets)
 
 
-def admits(allow: tuple[Network, ...], addr: object) -> bool:
-    """Whether a peer address (as accept() or recvfrom() gives it) is on the list."""
-    if not isinstance(addr, tuple):
-        return True  # not an IP peer (a Unix socket): nothing to judge
-    try:
-        ip = ipaddress.ip_address(str(addr[0]).split("%")[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in allow)
-
-
 @dataclass(frozen=True)
 class Endpoint:
     host: str

@@ -16,16 +16,19 @@ import time
 from collections.abc import Callable
 
 from wslnet.forward.core import accept
+from wslnet.forward.core.admit import admit, log_refusal
 from wslnet.forward.core.config import ForwardConfig
-from wslnet.forward.core.conn import Connection, close_idle, dialled_by, log_end
+from wslnet.forward.core.conn import Connection, dialled_by, log_end
 from wslnet.forward.core.log import EventLog
-from wslnet.forward.core.resolve import Address, Resolver
-from wslnet.forward.core.rules import Endpoint, Rule, admits, format_addr
-from wslnet.forward.core.table import Listener, Origin, RuleState, RuleTable
+from wslnet.forward.core.resolve import Resolver
+from wslnet.forward.core.rules import Endpoint, Rule
+from wslnet.forward.core.table import ListeningSocket, Origin, RuleState, RuleTable
+from wslnet.forward.core.udp import UdpRule
+from wslnet.forward.data.address import Address
 from wslnet.forward.data.dial import Ends
+from wslnet.forward.data.ends import SHUTDOWN, End
 from wslnet.forward.data.relay import Poller, Relay, RelayFactory, set_reset_on_close
 from wslnet.forward.data.relay_proto import ProtocolRelay
-from wslnet.forward.data.udp import UdpRule
 
 _FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -44,7 +47,7 @@ def _splice_engine(loop: asyncio.AbstractEventLoop) -> tuple[Poller, RelayFactor
             loop: asyncio.AbstractEventLoop,
             client: socket.socket,
             target: socket.socket,
-            on_end: Callable[[str], None],
+            on_end: Callable[[End], None],
             spoke: bool,
         ) -> Relay:
             return SpliceRelay(loop, client, target, on_end, poller, spoke)
@@ -129,29 +132,18 @@ class Forwarder:
         self.log("info", "target-moved", target=target.host, old=old_text, new=new_text)
 
     # -- serve -------------------------------------------------------------------------
-    def _accepted(self, lst: Listener, csock: socket.socket, addr: object) -> None:
+    def _accepted(self, lst: ListeningSocket, csock: socket.socket, addr: object) -> None:
         rs = lst.rule
         csock.setblocking(False)
-        counters = rs.counters
-        counters.accepted += 1
-        allow = rs.rule.allow
-        if allow is not None and not admits(allow, addr):
-            counters.denied += 1
+        own = self.own
+        looped = bool(own) and dialled_by(own, csock, addr)  # our own dial, come back
+        refusal = admit(rs.rule, addr, len(rs.active), self.config.max_conns, looped)
+        if refusal is not None:
+            rs.counters.refused(refusal)
             _refuse(csock)
-            client = format_addr(addr)
-            key = f"denied:{rs.id}"
-            self.log.limited(
-                key, "warning", "denied", rule=rs.id, client=client, reason="not-allowed"
-            )
+            log_refusal(self.log, rs.id, "tcp", addr, refusal)
             return
-        limit = self.config.max_conns
-        if limit is not None and len(rs.active) >= limit:
-            self._reject(rs, csock, addr, "max-conns", limit=limit)
-            return
-        if self.own and dialled_by(self.own, csock, addr):
-            # Our own dial came back to us: a loop through a name or the VM's address.
-            self._reject(rs, csock, addr, "loop")
-            return
+        rs.counters.accepted += 1
         if sys.platform == "win32":  # accepted sockets do not inherit it there
             try:
                 csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -161,23 +153,12 @@ class Forwarder:
         rs.active.add(conn)
         self.strategy.dial(conn)
 
-    def _reject(
-        self, rs: RuleState, csock: socket.socket, addr: object, reason: str, **fields: object
-    ) -> None:
-        rs.counters.rejected += 1
-        _refuse(csock)
-        client = format_addr(addr)
-        key = f"rejected:{rs.id}:{reason}"
-        self.log.limited(
-            key, "warning", "rejected", rule=rs.id, client=client, reason=reason, **fields
-        )
-
-    def _accept_failed(self, lst: Listener, exc: OSError) -> None:
+    def _accept_failed(self, lst: ListeningSocket, exc: OSError) -> None:
         cause = "out of file descriptors" if exc.errno in _FD_EXHAUSTED else exc.strerror
         key = f"accept-failed:{lst.rule.id}"
         self.log.limited(key, "error", "accept-failed", rule=lst.rule.id, msg=str(cause))
 
-    def ended(self, conn: Connection, reason: str) -> None:
+    def ended(self, conn: Connection, reason: End) -> None:
         """A connection's end: counted, logged, and the rule or the drain told."""
         rs = conn.rule
         rs.active.discard(conn)
@@ -193,7 +174,7 @@ class Forwarder:
     async def serve(self) -> None:
         sweeper = None
         if self.config.idle_timeout is not None:
-            sweeper = self.loop.create_task(close_idle(self.table, self.config.idle_timeout))
+            sweeper = self.loop.create_task(self.table.close_idle(self.config.idle_timeout))
         await self._stopping.wait()
         if sweeper is not None:
             sweeper.cancel()
@@ -206,7 +187,7 @@ class Forwarder:
             if not self._forced:
                 self._forced = True
                 self.log("warning", "stopping", msg="second signal: closing all connections now")
-                self._abort_all("shutdown")
+                self._abort_all(SHUTDOWN)
                 self._drained.set()
             return
         # Stop listening before saying so: once the line is out, new connections are refused.
@@ -224,7 +205,7 @@ class Forwarder:
             except asyncio.TimeoutError:
                 pass
         if self.active:
-            self._abort_all("shutdown")
+            self._abort_all(SHUTDOWN)
             # Aborted relays finish on the next loop turns.
             for _ in range(100):
                 if not self.active:
@@ -232,7 +213,7 @@ class Forwarder:
                 await asyncio.sleep(0.01)
         self.log("info", "stopped")
 
-    def _abort_all(self, reason: str) -> None:
+    def _abort_all(self, reason: End) -> None:
         for rs in self.table.rules:
             for conn in list(rs.active):
                 conn.abort(reason)

@@ -14,20 +14,32 @@ from wslnet.forward.core.listen import bind_rule
 from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.rules import Endpoint, Rule, format_addr
 from wslnet.forward.core.stats import Counters
+from wslnet.forward.data.ends import IDLE_TIMEOUT
 
 if TYPE_CHECKING:
     from wslnet.forward.core.conn import Connection
-    from wslnet.forward.data.udp import UdpRule
+    from wslnet.forward.core.udp import UdpRule
 
 Origin = Literal["cli", "config", "api", "auto"]  # a reload replaces only "config" rules
 
 
 @dataclass(eq=False)
-class Listener:
+class ListeningSocket:
+    """One socket a rule listens on (TCP accepts there; UDP reads there)."""
+
     rule: RuleState
     sock: socket.socket
     bound: str  # HOST:PORT as bound (the real port when 0 was asked for)
     accepting: asyncio.Future[Any] | None = None  # the overlapped accept, on the proactor
+
+
+@dataclass(frozen=True)
+class DialOutcome:
+    """How the last dial to a rule's target went, and when (for the dashboard)."""
+
+    ok: bool
+    at: float  # time.time()
+    reason: str = ""  # why it failed
 
 
 @dataclass(eq=False)
@@ -37,11 +49,12 @@ class RuleState:
     id: int
     rule: Rule
     origin: Origin
-    listeners: list[Listener] = field(default_factory=list)
+    listeners: list[ListeningSocket] = field(default_factory=list)
     active: set[Connection] = field(default_factory=set)
     counters: Counters = field(default_factory=Counters)
     closing: bool = False  # removed: no longer listening, connections draining
     udp: UdpRule | None = None
+    last_dial: DialOutcome | None = None  # TCP: set where each dial ends
 
     def live(self) -> tuple[int, int, int]:
         """(open connections or sessions, bytes up, bytes down), open ones included."""
@@ -101,7 +114,7 @@ class RuleTable:
 
         rs = RuleState(next(self._ids), rule, origin)
         for sock in bind_rule(rule, no_ipv6):
-            rs.listeners.append(Listener(rs, sock, format_addr(sock.getsockname())))
+            rs.listeners.append(ListeningSocket(rs, sock, format_addr(sock.getsockname())))
         self.rules.append(rs)
         try:
             loop = self.loop_through(rs)
@@ -170,6 +183,24 @@ class RuleTable:
 
     def count(self, origin: Origin) -> int:
         return sum(1 for rs in self.rules if rs.origin == origin and not rs.closing)
+
+    async def close_idle(self, idle_timeout: float) -> None:
+        """--idle-timeout: one timer for all connections, cheaper than one per connection."""
+        step = min(1.0, idle_timeout / 4)
+        while True:
+            await asyncio.sleep(step)
+            for rs in self.rules:
+                for conn in list(rs.active):
+                    relay = conn.relay
+                    if relay is None:
+                        continue
+                    moved = relay.up + relay.down
+                    if moved != conn.seen:
+                        conn.seen, conn.idle = moved, 0.0
+                        continue
+                    conn.idle += step
+                    if conn.idle >= idle_timeout:
+                        relay.close(IDLE_TIMEOUT)
 
 
 def _lands_on(rule: Rule, other: RuleState) -> bool:

@@ -13,27 +13,31 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from wslnet.forward.core.resolve import Address
+from wslnet.forward.data.address import Address, SockAddr
+from wslnet.forward.data.ends import End
 from wslnet.forward.data.loops import Proactor
 from wslnet.forward.data.relay import Poller
 
 Ends = tuple[tuple[str, int], tuple[str, int]]  # (our address, the peer's) of a connection
 _IN_PROGRESS = (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)
-OnDone = Callable[[socket.socket | None, str], None]  # (socket, "") or (None, reason)
+OnDone = Callable[[socket.socket | None, End | None], None]  # (socket, None) or (None, why)
+TIMEOUT = End("connect-timeout")
+REFUSED = End("connect-refused")
+UNREACHABLE = End("connect-unreachable")
 
 
-def connect_reason(exc: BaseException) -> str:
+def connect_reason(exc: BaseException) -> End:
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return "timeout"
+        return TIMEOUT
     if isinstance(exc, ConnectionRefusedError) or (
         isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED
     ):
-        return "refused"
+        return REFUSED
     if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return "unreachable"
+        return UNREACHABLE
     if isinstance(exc, OSError):
-        return f"error: {exc.strerror or exc}"
-    return f"error: {exc}"
+        return End("connect-error", str(exc.strerror or exc))
+    return End("connect-error", str(exc))
 
 
 def _new_socket(family: int) -> socket.socket:
@@ -92,10 +96,10 @@ class BaseDialer:
         self.deadline = loop.time() + timeout
         self.on_done = on_done
         self.sock: socket.socket | None = None
-        self.sockaddr: tuple[str, int] | None = None  # the address being tried
+        self.sockaddr: SockAddr | None = None  # the address being tried, whole
         self.early_read = False  # the target spoke before the relay took over
         self.timer: asyncio.TimerHandle | None = None
-        self.last = "error: no address"
+        self.last = End("connect-error", "no address")
 
     def start(self) -> None:
         raise NotImplementedError
@@ -155,11 +159,11 @@ class Dialer(BaseDialer):
             if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN) and _connected(sock):
                 err = 0  # loopback handshakes are often done before connect() returns
             if self.own is not None and err in _IN_PROGRESS:
-                self.ends = (local_address(sock), sockaddr)
+                self.ends = (local_address(sock), (sockaddr[0], sockaddr[1]))
                 self.own.add(self.ends)
             if err == 0 and self.poller is not None:
                 self.poller.add(sock.fileno(), self._event)
-                self.on_done(sock, "")
+                self.on_done(sock, None)
                 return
             if err in _IN_PROGRESS:
                 self.sock = sock
@@ -185,14 +189,14 @@ class Dialer(BaseDialer):
         sock = self._release()
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err == 0:
-            self.on_done(sock, "")
+            self.on_done(sock, None)
             return
         self._discard(sock)
         self._failed(OSError(err, os.strerror(err)))
 
     def _timeout(self) -> None:
         self._discard(self._release())
-        self.on_done(None, "timeout")
+        self.on_done(None, TIMEOUT)
 
     def _discard(self, sock: socket.socket) -> None:
         if self.poller is not None:
@@ -257,7 +261,7 @@ class CompletionDialer(BaseDialer):
     def _timeout(self) -> None:
         self.timer = None
         self.addrs.clear()
-        self.last = "timeout"
+        self.last = TIMEOUT
         if self.fut is not None:
             self.fut.cancel()  # _done follows, with the future cancelled
 
@@ -282,7 +286,7 @@ class CompletionDialer(BaseDialer):
             else:
                 if self.own is not None:
                     self.own.add(self.ends)
-                self.on_done(sock, "")
+                self.on_done(sock, None)
                 return
         sock.close()
         self._failed(exc)

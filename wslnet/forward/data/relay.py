@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import Literal, Protocol
 
+from wslnet.forward.data.ends import CLOSED, End, EndKind
+
 # Enough for one read chunk plus a full write buffer in each direction (see README).
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
@@ -19,13 +21,18 @@ Side = Literal["client", "target"]
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
 
 
-def side_error(side: Side, exc: BaseException) -> str:
-    """Names why a connection ended from an error seen on one side."""
+_RESET: dict[Side, End] = {"client": End("client-reset"), "target": End("target-reset")}
+_ERROR: dict[Side, EndKind] = {"client": "client-error", "target": "target-error"}
+CLOSED_BY_LOOP: dict[Side, End] = {"client": End("client-closed"), "target": End("target-closed")}
+
+
+def side_error(side: Side, exc: BaseException) -> End:
+    """Why a connection ended from an error seen on one side."""
     if isinstance(exc, OSError) and exc.errno in _RESET_ERRNOS:
-        return f"{side}-reset"
+        return _RESET[side]
     if isinstance(exc, OSError) and exc.errno is not None:
-        return f"{side}-error: {exc.strerror or errno.errorcode.get(exc.errno, exc.errno)}"
-    return f"{side}-error: {exc}"
+        return End(_ERROR[side], exc.strerror or errno.errorcode.get(exc.errno, str(exc.errno)))
+    return End(_ERROR[side], str(exc))
 
 
 def set_reset_on_close(sock: socket.socket) -> None:
@@ -51,17 +58,17 @@ class Poller(Protocol):
 
 class Ending:
     """How a relay ends, whatever its engine: a direction ends at its end of file and
-    passes it on (half-close); when both have, the connection closes with "closed". An
+    passes it on (half-close); when both have, the connection ends CLOSED. An
     error or an abort ends it at once; the first reason given wins, and the owner hears
     it exactly once."""
 
     __slots__ = ("client_eof", "finished", "on_end", "reason", "target_eof")
 
-    def __init__(self, on_end: Callable[[str], None]) -> None:
+    def __init__(self, on_end: Callable[[End], None]) -> None:
         self.on_end = on_end
         self.client_eof = False  # the client sent its FIN (the upstream direction is over)
         self.target_eof = False
-        self.reason: str | None = None
+        self.reason: End | None = None
         self.finished = False
 
     def eof(self, side: Side) -> bool:
@@ -71,7 +78,7 @@ class Ending:
         else:
             self.target_eof = True
         if self.client_eof and self.target_eof:
-            self.claim("closed")
+            self.claim(CLOSED)
             return True
         return False
 
@@ -79,7 +86,7 @@ class Ending:
     def both_eof(self) -> bool:
         return self.client_eof and self.target_eof
 
-    def claim(self, reason: str) -> str:
+    def claim(self, reason: End) -> End:
         """Gives the reason the connection ends, unless an earlier one was given."""
         if self.reason is None:
             self.reason = reason
@@ -89,13 +96,13 @@ class Ending:
         # A plain callback, not a future: one less object and loop turn per connection.
         if not self.finished:
             self.finished = True
-            self.on_end(self.reason or "closed")
+            self.on_end(self.reason or CLOSED)
 
 
 class Relay(abc.ABC):
     """Moves bytes between a client and a target socket until both directions end."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_end: Callable[[str], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_end: Callable[[End], None]) -> None:
         self.loop = loop
         self.ending = Ending(on_end)
 
@@ -113,15 +120,15 @@ class Relay(abc.ABC):
     def start(self) -> None: ...
 
     @abc.abstractmethod
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: End) -> None:
         """Resets both sides now and ends with `reason`."""
 
     @abc.abstractmethod
-    def close(self, reason: str) -> None:
+    def close(self, reason: End) -> None:
         """Closes both sides in order (FIN, not reset) and ends with `reason`."""
 
 
 RelayFactory = Callable[
-    [asyncio.AbstractEventLoop, socket.socket, socket.socket, Callable[[str], None], bool], Relay
+    [asyncio.AbstractEventLoop, socket.socket, socket.socket, Callable[[End], None], bool], Relay
 ]
 """Makes the engine's relay: (loop, client, target, on_end, target spoke while dialled)."""

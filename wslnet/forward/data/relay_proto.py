@@ -11,8 +11,10 @@ import socket
 from collections.abc import Callable
 from typing import cast
 
+from wslnet.forward.data.ends import End
 from wslnet.forward.data.loops import transport_maker
 from wslnet.forward.data.relay import (
+    CLOSED_BY_LOOP,
     HIGH_WATER,
     LOW_WATER,
     Relay,
@@ -83,7 +85,7 @@ class ProtocolRelay(Relay):
         loop: asyncio.AbstractEventLoop,
         client: socket.socket,
         target: socket.socket,
-        on_end: Callable[[str], None],
+        on_end: Callable[[End], None],
         target_spoke: bool = False,  # the protocol engine reads it on its own
     ) -> None:
         super().__init__(loop, on_end)
@@ -110,14 +112,14 @@ class ProtocolRelay(Relay):
             make(self.target_sock, self.target)
             make(self.client_sock, self.client)
         except OSError as exc:
-            self.abort(f"error: {exc}")
+            self.abort(End("error", str(exc)))
 
     async def _wrap_sockets(self) -> None:
         try:
             await self.loop.create_connection(lambda: self.target, sock=self.target_sock)
             await self.loop.connect_accepted_socket(lambda: self.client, sock=self.client_sock)
         except OSError as exc:
-            self.abort(f"error: {exc}")
+            self.abort(End("error", str(exc)))
 
     def side_ready(self) -> None:
         if self.ending.reason is not None and not self.ending.both_eof:
@@ -135,19 +137,19 @@ class ProtocolRelay(Relay):
                 return
             if not side.peer.lost:
                 # Closed without passing through EOF (e.g. aborted by the loop): end both.
-                self.abort(f"{side.name}-closed")
+                self.abort(CLOSED_BY_LOOP[side.name])
                 return
         if side.peer.lost:
             self.ending.finish()
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: End) -> None:
         if self.client.transport is None or self.target.transport is None:
             self.abort(reason)
             return
         self.ending.claim(reason)
         self.close_both()
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: End) -> None:
         self.ending.claim(reason)
         for side, sock in ((self.client, self.client_sock), (self.target, self.target_sock)):
             if side.lost:

@@ -21,6 +21,7 @@ import select
 import socket
 from collections.abc import Callable
 
+from wslnet.forward.data.ends import End
 from wslnet.forward.data.epoll import READ_EVENTS, WRITE_EVENTS
 from wslnet.forward.data.relay import Poller, Relay, Side, set_reset_on_close, side_error
 
@@ -216,7 +217,7 @@ class SpliceRelay(Relay):
         loop: asyncio.AbstractEventLoop,
         client: socket.socket,
         target: socket.socket,
-        on_end: Callable[[str], None],
+        on_end: Callable[[End], None],
         poller: Poller,
         target_spoke: bool = False,
     ) -> None:
@@ -273,15 +274,15 @@ class SpliceRelay(Relay):
                 reads.hup = True
             reads.readable()
 
-    def fail(self, reason: str, reset: bool) -> None:
+    def fail(self, reason: End, reset: bool) -> None:
         self.ending.claim(reason)
         self.stop(reset=reset)
         self.ending.finish()
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: End) -> None:
         self.fail(reason, reset=True)
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: End) -> None:
         self.fail(reason, reset=False)
 
     def stop(self, reset: bool) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import errno
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -28,6 +29,21 @@ SEND_QUEUE = 1 << 20
 
 OnDatagram = Callable[[bytes, Any], None]  # (data, sender address; None when connected)
 OnError = Callable[[OSError], None]
+ERROR_PORT_UNREACHABLE = 1234  # winerror of an overlapped receive after ICMP unreachable
+
+
+def port_unreachable() -> ConnectionRefusedError:
+    """The error the port reports for the proactor's (b'', None): what Linux says."""
+    return ConnectionRefusedError(errno.ECONNREFUSED, "port unreachable")
+
+
+def peer_gone(exc: OSError) -> bool:
+    """Whether a connected socket's error says the peer's port is closed: ECONNREFUSED
+    (Linux); WSAECONNRESET, raised by a receive posted after the ICMP came (Windows);
+    ERROR_PORT_UNREACHABLE, an overlapped receive's failure before 3.11.9 (Windows)."""
+    return isinstance(exc, (ConnectionRefusedError, ConnectionResetError)) or (
+        getattr(exc, "winerror", None) == ERROR_PORT_UNREACHABLE
+    )
 
 
 class DatagramPort(abc.ABC):
@@ -169,17 +185,25 @@ class CompletionPort(DatagramPort):
         self.writing: asyncio.Future[Any] | None = None
 
     def start(self) -> None:
-        if self.closed:
+        for _ in range(READ_BATCH):
+            if self.closed:
+                return
+            try:
+                if self.connected:
+                    self.reading = self.proactor.recv(self.sock, MAX_DATAGRAM)
+                else:
+                    self.reading = self.proactor.recvfrom(self.sock, MAX_DATAGRAM)
+            except OSError as exc:
+                # WSARecvFrom can fail at once, with WSAECONNRESET for an earlier datagram's
+                # ICMP error (cpython gh-127057): say so and post again, or the rule goes
+                # deaf. Only a closed socket ends the reading.
+                self.on_error(exc)
+                if self.sock.fileno() < 0:
+                    return
+                continue
+            self.reading.add_done_callback(self._received)
             return
-        try:
-            if self.connected:
-                self.reading = self.proactor.recv(self.sock, MAX_DATAGRAM)
-            else:
-                self.reading = self.proactor.recvfrom(self.sock, MAX_DATAGRAM)
-        except OSError as exc:  # the socket is gone: nothing more will arrive on it
-            self.on_error(exc)
-            return
-        self.reading.add_done_callback(self._received)
+        self.loop.call_soon(self.start)  # failing at every post: retry, but let others run
 
     def _received(self, fut: asyncio.Future[Any]) -> None:
         self.reading = None
@@ -190,8 +214,13 @@ class CompletionPort(DatagramPort):
         except OSError as exc:
             self.on_error(exc)
         else:
-            if self.connected:
+            if result.__class__ is not tuple:  # recv, on a connected socket
                 self.on_datagram(result, None)
+            elif result[1] is None:
+                # (b'', None) is no datagram: IocpProactor.finish_socket_func's answer to
+                # ERROR_PORT_UNREACHABLE, for recv and recvfrom alike (gh-91227, 3.11.9+,
+                # 3.12.3+, 3.13; Lib/asyncio/windows_events.py).
+                self.on_error(port_unreachable())
             else:
                 self.on_datagram(*result)
             self.drain()

@@ -1,15 +1,16 @@
-"""The Windows side's verdicts, pure: facts in (windows_facts.WindowsFacts, the WSL
-ports that matter), findings out. Errors speak Windows: "as Administrator", never sudo."""
+"""windows.* (but windows.firewall): the Windows side's verdicts, pure: facts in
+(windows_facts.WindowsFacts, the WSL ports that matter), findings out. Errors speak
+Windows: "as Administrator", never sudo."""
 
 from __future__ import annotations
 
 import ipaddress
 
-from wslnet.check.model import Finding, Fix, fail, info, ok, warn
-from wslnet.check.verdicts import firewall_fix, mode_mismatch
-from wslnet.check.windows_facts import HYPERV_VM, ToolOutput, WindowsFacts, WslFacts
-from wslnet.facts.windows import firewall_action, new_firewall_rule
+from wslnet.check.model import Finding, fail, info, ok, warn
+from wslnet.check.verdicts.config import mode_mismatch
+from wslnet.check.windows_facts import ToolOutput, WindowsFacts, WslFacts
 from wslnet.facts.wslconfig import WslConfig
+from wslnet.verdict import Fix
 
 PortKey = tuple[str, int]  # ("tcp" | "udp", port)
 
@@ -192,77 +193,6 @@ def windows_reach(relay_ports: list[int], facts: WindowsFacts) -> list[Finding]:
                 )
             )
     return findings
-
-
-def windows_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
-    """Both firewalls: Windows' (traffic from WSL to Windows services, NAT mode) and the
-    Hyper-V firewall (traffic into WSL, mirrored mode)."""
-    findings = []
-    profile = facts.wsl_profile
-    state = facts.profiles.get(profile or "")
-    if mode != "mirrored" and profile and state is not None:
-        enabled, inbound = state
-        if enabled and inbound in ("Block", "NotConfigured") and facts.wsl_rules == 0:
-            findings.append(
-                warn(
-                    f"vEthernet (WSL) is in the {profile} firewall profile, which blocks "
-                    "inbound traffic, and no rule admits WSL",
-                    detail="Windows services are not reachable from WSL (connections time "
-                    "out) unless a rule allows them",
-                    fix=firewall_fix(),
-                    evidence={"profile": profile, "inbound": inbound, "rules": 0},
-                )
-            )
-        else:
-            rules = facts.wsl_rules if facts.wsl_rules is not None else "?"
-            findings.append(
-                ok(
-                    f"Windows firewall: vEthernet (WSL) is {profile}, inbound {inbound}, "
-                    f"{rules} rules admit WSL"
-                )
-            )
-    for (proto, port), rules in sorted(facts.lan_rules.items()):
-        if rules:
-            findings.append(ok(f"{rules} firewall rules admit {proto.upper()} port {port} (LAN)"))
-            continue
-        findings.append(
-            warn(
-                f"wslnet forward listens on {proto.upper()} port {port} for the LAN, but no "
-                "firewall rule admits it",
-                detail="LAN clients time out until an inbound rule allows the port",
-                fix=Fix(
-                    "allow it (PowerShell as Administrator)",
-                    [new_firewall_rule(proto, port)],
-                ),
-            )
-        )
-    return findings + hyperv_firewall(mode, facts)
-
-
-def hyperv_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
-    """The Hyper-V firewall's verdict on inbound traffic to WSL (it matters in mirrored)."""
-    if facts.hyperv is None:
-        return [info("The Hyper-V firewall setting could not be read (Windows 11 22H2+ only)")]
-    inbound = firewall_action(facts.hyperv.get("DefaultInboundAction"))
-    enabled = facts.hyperv.get("Enabled")
-    if inbound == "Block" and enabled is not False and mode == "mirrored":
-        return [
-            warn(
-                "The Hyper-V firewall blocks inbound connections to WSL (mirrored mode)",
-                detail="LAN clients (and Windows itself for some ports) cannot reach WSL "
-                "services until a rule allows them",
-                fix=Fix(
-                    "allow inbound connections (PowerShell as Administrator), or one port "
-                    "with New-NetFirewallHyperVRule",
-                    [
-                        f"Set-NetFirewallHyperVVMSetting -Name '{HYPERV_VM}' "
-                        "-DefaultInboundAction Allow"
-                    ],
-                ),
-                evidence=dict(facts.hyperv),
-            )
-        ]
-    return [ok(f"Hyper-V firewall: inbound {inbound or 'not set'}", evidence=dict(facts.hyperv))]
 
 
 def wsl_status(wsl: WslFacts, conf: WslConfig | None, boot: bool) -> list[Finding]:

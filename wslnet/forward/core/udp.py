@@ -4,6 +4,10 @@ Replies travel back through the listening socket the client used; datagram bound
 are kept (one datagram in, one out, up to 65,507 bytes). A session ends when idle for
 `udp_timeout` seconds, or when the target answers ICMP "port unreachable". WSL's own
 relay never forwards UDP (shared wsl-networking.md section 4).
+
+This is the core's half (admission, resolving, counting, logging, the session's life);
+the sockets are the data path's (data/udp_port.py, data/sockopts.py), as in mitmproxy,
+whose UDP layer decides while its server owns the sockets.
 """
 
 from __future__ import annotations
@@ -11,48 +15,47 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wslnet.forward.core.admit import admit, log_refusal
 from wslnet.forward.core.log import EventLog
-from wslnet.forward.core.resolve import Address, ResolveError, Resolver
-from wslnet.forward.core.rules import Rule, admits, format_addr, format_hostport
+from wslnet.forward.core.resolve import ResolveError, Resolver
+from wslnet.forward.core.rules import Rule, format_addr, format_hostport
 from wslnet.forward.core.stats import Counters, end_level
-from wslnet.forward.data.udp_port import DatagramPort, open_port
-
-UDP_BUFFER = 4 << 20
-
-
-def no_connreset(sock: socket.socket) -> None:
-    """Windows reports an ICMP port unreachable of an earlier datagram as WinError 10054
-    on the next receive (SIO_UDP_CONNRESET), and some Pythons' proactor stops reading the
-    socket after it: one dead client would stall the whole rule. Turn it off."""
-    code = getattr(socket, "SIO_UDP_CONNRESET", None)
-    if code is not None and hasattr(sock, "ioctl"):
-        try:
-            sock.ioctl(code, False)
-        except (OSError, ValueError):
-            pass
-
-
-def big_buffers(sock: socket.socket) -> None:
-    """A burst of datagrams from many clients must not overflow the default ~200 KiB
-    buffer while the loop is busy: ask for more (root may exceed rmem_max)."""
-    for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):  # SO_*BUFFORCE
-        try:
-            sock.setsockopt(
-                socket.SOL_SOCKET, force if sys.platform == "linux" else opt, UDP_BUFFER
-            )
-        except OSError:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, opt, UDP_BUFFER)
-            except OSError:
-                pass
-
+from wslnet.forward.data.address import Address
+from wslnet.forward.data.ends import IDLE_TIMEOUT, SHUTDOWN, End
+from wslnet.forward.data.sockopts import big_buffers
+from wslnet.forward.data.udp_port import (
+    DatagramPort,
+    OnDatagram,
+    OnError,
+    open_port,
+    peer_gone,
+)
 
 _PENDING_LIMIT = 64  # datagrams held while a new session's target is being resolved
+ICMP_UNREACHABLE = End("target-unreachable", "ICMP port unreachable")
+
+# Opens a connected socket towards the target, as a started-later DatagramPort.
+OpenTarget = Callable[[asyncio.AbstractEventLoop, Address, OnDatagram, OnError], DatagramPort]
+
+
+def open_target(
+    loop: asyncio.AbstractEventLoop, addr: Address, on_datagram: OnDatagram, on_error: OnError
+) -> DatagramPort:
+    family, sockaddr = addr
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        big_buffers(sock)  # no no_connreset: the target's port unreachable ends the session
+        sock.setblocking(False)
+        sock.connect(sockaddr)  # connected: ICMP errors come back as ECONNREFUSED
+    except OSError:
+        sock.close()
+        raise
+    return open_port(loop, sock, on_datagram, on_error, True)
 
 
 @dataclass(eq=False)
@@ -85,9 +88,10 @@ class Session:
         self.reply_via.send(data, self.client)
 
     def target_error(self, exc: OSError) -> None:
-        # A connected UDP socket hears the target's ICMP port unreachable.
-        if isinstance(exc, ConnectionRefusedError):
-            self.owner.end(self, "target-unreachable (ICMP port unreachable)")
+        # A connected UDP socket hears the target's ICMP port unreachable, in each
+        # platform's words (peer_gone); other errors (a datagram too long) leave it open.
+        if peer_gone(exc):
+            self.owner.end(self, ICMP_UNREACHABLE)
 
     def send(self, data: bytes) -> None:
         self.up += len(data)
@@ -115,6 +119,7 @@ class UdpRule:
         timeout: float,
         max_sessions: int,
         counters: Counters,
+        opener: OpenTarget = open_target,
     ) -> None:
         self.rule = rule
         self.id = rule_id
@@ -124,6 +129,7 @@ class UdpRule:
         self.timeout = timeout
         self.max_sessions = max_sessions
         self.counters = counters
+        self.opener = opener
         self.loop = asyncio.get_running_loop()
         self.sessions: dict[Any, Session] = {}  # by client address, as recvfrom gave it
         self.ports: list[DatagramPort] = []  # one per listening socket
@@ -157,26 +163,14 @@ class UdpRule:
         session.send(data)
 
     def _new_session(self, via: DatagramPort, addr: Any) -> Session | None:
-        counters = self.counters
-        if self.rule.allow is not None and not admits(self.rule.allow, addr):
-            counters.denied += 1
-            counters.ended["not-allowed"] += 1
-            self.log.limited(
-                f"udp-denied:{self.id}", "warning", "denied", rule=self.id,
-                client=format_addr(addr), reason="not-allowed",
-            )  # fmt: skip
-            return None
-        if len(self.sessions) >= self.max_sessions:
-            counters.rejected += 1
-            counters.ended["max-sessions"] += 1
-            self.log.limited(
-                f"udp-refused:{self.id}", "warning", "udp-refused", rule=self.id,
-                client=format_addr(addr), reason="max-sessions", limit=self.max_sessions,
-            )  # fmt: skip
+        refusal = admit(self.rule, addr, len(self.sessions), self.max_sessions)
+        if refusal is not None:
+            self.counters.refused(refusal)
+            log_refusal(self.log, self.id, "udp", addr, refusal)
             return None
         session = Session(self, addr, via)
         self.sessions[addr] = session
-        counters.accepted += 1
+        self.counters.accepted += 1
         addrs = self.resolver.cached(self.rule.target)
         if addrs is None:  # a name to look up first; datagrams wait in `pending`
             self.loop.create_task(self._resolve_then_open(session))
@@ -188,35 +182,22 @@ class UdpRule:
         try:
             addrs: list[Address] = await self.resolver.resolve(self.rule.target)
         except ResolveError as exc:
-            self.end(session, f"connect-dns: {exc}")
+            self.end(session, End("connect-dns", str(exc)))
             return
         if not session.ended:
             self._open(session, addrs)
 
     def _open(self, session: Session, addrs: list[Address]) -> None:
-        family, sockaddr = addrs[0]
-        session.target = format_hostport(*sockaddr[:2])
+        session.target = format_hostport(*addrs[0][1][:2])
         try:
-            sock = socket.socket(family, socket.SOCK_DGRAM)
+            port = self.opener(self.loop, addrs[0], session.from_target, session.target_error)
         except OSError as exc:
-            self._open_failed(session, exc)
+            self.resolver.forget(self.rule.target)
+            self.end(session, End("connect-error", str(exc.strerror or exc)))
             return
-        try:
-            big_buffers(sock)
-            no_connreset(sock)
-            sock.setblocking(False)
-            sock.connect(sockaddr)  # connected: ICMP errors come back as ECONNREFUSED
-        except OSError as exc:
-            sock.close()
-            self._open_failed(session, exc)
-            return
-        session.opened(open_port(self.loop, sock, session.from_target, session.target_error, True))
+        session.opened(port)
 
-    def _open_failed(self, session: Session, exc: OSError) -> None:
-        self.resolver.forget(self.rule.target)
-        self.end(session, f"connect-error: {exc.strerror or exc}")
-
-    def end(self, session: Session, reason: str) -> None:
+    def end(self, session: Session, reason: End) -> None:
         if session.ended:
             return
         session.ended = True
@@ -241,20 +222,23 @@ class UdpRule:
                 datagrams_down=session.datagrams_down,
                 dropped=dropped,
                 duration=round(time.monotonic() - session.started, 6),
-                reason=reason,
+                reason=str(reason),
             )
 
     async def _sweep(self) -> None:
         step = min(1.0, self.timeout / 4)
         while True:
             await asyncio.sleep(step)
-            now = time.monotonic()
-            for session in list(self.sessions.values()):
-                moved = session.datagrams_up + session.datagrams_down
-                if moved != session.seen:
-                    session.seen, session.last = moved, now
-                elif now - session.last >= self.timeout:
-                    self.end(session, "idle-timeout")
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> None:
+        """Ends the sessions that moved nothing for `timeout` seconds before `now`."""
+        for session in list(self.sessions.values()):
+            moved = session.datagrams_up + session.datagrams_down
+            if moved != session.seen:
+                session.seen, session.last = moved, now
+            elif now - session.last >= self.timeout:
+                self.end(session, IDLE_TIMEOUT)
 
     def close(self) -> None:
         """Stops listening and ends every session: datagrams have no stream to drain."""
@@ -263,4 +247,4 @@ class UdpRule:
         if self._sweeper is not None:
             self._sweeper.cancel()
         for session in list(self.sessions.values()):
-            self.end(session, "shutdown")
+            self.end(session, SHUTDOWN)

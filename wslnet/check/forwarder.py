@@ -1,0 +1,58 @@
+"""Where a configured wslnet forwarder on Windows will listen, as the doctor needs it:
+read from the forwarder's TOML file (paths.forward_config) without loading the
+forwarder's control plane. A file the forwarder would refuse gives nothing here: the
+forwarder itself says what is wrong with it."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from wslnet import system
+from wslnet.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+MAX_SIZE = 1 << 20  # as the forwarder's own limit: a config file is a few lines
+
+
+@dataclass(frozen=True)
+class ForwardListen:
+    proto: str  # "tcp" | "udp"
+    port: int
+    loopback: bool  # listens on loopback only (the default), not for the LAN
+
+
+def parse(text: str) -> list[ForwardListen]:
+    """The listen side of each [[forward]] table (pure); [] if any cannot be read."""
+    from wslnet.forward.core.rules import parse_rule
+
+    try:
+        tables = tomllib.loads(text).get("forward", [])
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
+        return []
+    if not isinstance(tables, list):
+        return []
+    found = []
+    for table in tables:
+        if not isinstance(table, dict) or not isinstance(table.get("listen"), (str, int)):
+            return []
+        proto = str(table.get("proto", "tcp")).lower()
+        try:
+            listen = parse_rule(f"{proto}/{table['listen']}").listen
+        except UsageError:
+            return []
+        found.append(ForwardListen(proto, listen.port, listen.loopback))
+    return found
+
+
+def listens(path: Path | None) -> list[ForwardListen]:
+    """What the file at `path` says, or [] when there is none."""
+    if path is None or not path.is_file():  # a FIFO in its place must not hang the check
+        return []
+    text = system.read_text(path, MAX_SIZE)
+    return parse(text) if text is not None else []

@@ -1,0 +1,78 @@
+"""config.*: .wslconfig and /etc/wsl.conf as WSL reads them, against the live mode."""
+
+from __future__ import annotations
+
+from wslnet.check.model import Finding, info, ok, skip, warn
+from wslnet.facts.wslconfig import WslConfig
+from wslnet.verdict import Fix
+
+
+def line_problems(path: str, conf: WslConfig) -> list[Finding]:
+    """One warning per line WSL will skip or misread; the file applies after a restart."""
+    fix = Fix(f"edit {path}, then run `wsl --shutdown` from Windows")
+    return [
+        warn(
+            f"{path} line {p.line}: WSL will not use it as written",
+            detail=p.why,
+            fix=fix,
+            evidence={"line": p.text},
+        )
+        for p in conf.problems
+    ]
+
+
+def wslconfig_file(path: str | None, conf: WslConfig | None) -> list[Finding]:
+    if conf is None:
+        where = path or "%UserProfile%\\.wslconfig (wslvar/cmd.exe could not locate it)"
+        return [info("No .wslconfig read", detail=f"looked for {where}")]
+    if conf.problems:
+        return line_problems(str(path), conf)
+    settings = {e.key: e.value for e in conf.entries.values()}
+    return [ok(f"{path}: WSL reads every line", evidence={"settings": settings})]
+
+
+def wslconf_file(conf: WslConfig | None) -> list[Finding]:
+    if conf is None:
+        return [info("No /etc/wsl.conf: WSL's defaults apply")]
+    findings = line_problems("/etc/wsl.conf", conf)
+    if conf.flag("network.generateResolvConf") is False:
+        findings.append(info("generateResolvConf=false: /etc/resolv.conf is yours to keep working"))
+    return findings or [ok("/etc/wsl.conf: WSL reads every line")]
+
+
+def mode_mismatch(wanted: str, live: str) -> Finding:
+    """.wslconfig asks for one networking mode and another runs."""
+    return warn(
+        f".wslconfig asks for {wanted} networking but {live} is running",
+        detail="WSL falls back to NAT when mirrored mode's requirements are not met "
+        "(Windows 11 22H2+, WSL 2.0+), or the file changed since the VM started",
+        fix=Fix("restart WSL so the file applies", ["wsl --shutdown"]),
+    )
+
+
+def config_mode(conf: WslConfig | None, live: str | None) -> list[Finding]:
+    """What .wslconfig asks for against what runs (mirrored falls back to NAT silently)."""
+    if conf is None:
+        return [skip("No .wslconfig to compare with the live mode")]
+    findings: list[Finding] = []
+    wanted = conf.get("wsl2.networkingMode") or conf.get("experimental.networkingMode") or "nat"
+    if wanted.lower() != live:
+        findings.append(mode_mismatch(wanted, str(live)))
+    if live == "mirrored":
+        for key in ("wsl2.localhostForwarding", "wsl2.dnsProxy"):
+            if conf.get(key) is not None:
+                findings.append(info(f"{key.split('.')[1]} has no effect in mirrored mode"))
+    if live == "nat":
+        for key in ("experimental.hostAddressLoopback", "experimental.ignoredPorts"):
+            if conf.get(key) is not None:
+                findings.append(info(f"{key.split('.')[1]} has no effect in NAT mode"))
+        if conf.flag("wsl2.localhostForwarding") is False:
+            findings.append(
+                warn(
+                    "localhostForwarding=false: Windows cannot reach WSL on localhost",
+                    fix=Fix(
+                        "remove the line and run `wsl --shutdown`, or forward ports with wslnet"
+                    ),
+                )
+            )
+    return findings or [ok(f".wslconfig matches the live {live} mode")]

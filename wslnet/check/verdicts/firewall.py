@@ -1,0 +1,94 @@
+"""The firewalls' verdicts and fixes (windows.firewall), and the fixes other checks
+share: traffic from WSL that Windows drops, inbound traffic the Hyper-V firewall blocks."""
+
+from __future__ import annotations
+
+from wslnet.check.model import Finding, info, ok, warn
+from wslnet.check.windows_facts import WindowsFacts
+from wslnet.facts.windows import HYPERV_VM, firewall_action, new_firewall_rule
+from wslnet.verdict import Fix
+
+FIREWALL_RULE = (
+    'New-NetFirewallRule -DisplayName "WSL" -Direction Inbound '
+    '-InterfaceAlias "vEthernet (WSL)" -Action Allow'
+)
+
+
+def firewall_fix() -> Fix:
+    """The fix for traffic from WSL that the Windows firewall drops (section 7)."""
+    return Fix(
+        "allow WSL through the Windows firewall (PowerShell as administrator; the adapter "
+        "may be hidden: Get-NetAdapter -IncludeHidden)",
+        [FIREWALL_RULE],
+    )
+
+
+HYPERV_ALLOW = f"Set-NetFirewallHyperVVMSetting -Name '{HYPERV_VM}' -DefaultInboundAction Allow"
+
+
+def windows_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
+    """Both firewalls: Windows' (traffic from WSL to Windows services, NAT mode) and the
+    Hyper-V firewall (traffic into WSL, mirrored mode)."""
+    findings = []
+    profile = facts.wsl_profile
+    state = facts.profiles.get(profile or "")
+    if mode != "mirrored" and profile and state is not None:
+        enabled, inbound = state
+        if enabled and inbound in ("Block", "NotConfigured") and facts.wsl_rules == 0:
+            findings.append(
+                warn(
+                    f"vEthernet (WSL) is in the {profile} firewall profile, which blocks "
+                    "inbound traffic, and no rule admits WSL",
+                    detail="Windows services are not reachable from WSL (connections time "
+                    "out) unless a rule allows them",
+                    fix=firewall_fix(),
+                    evidence={"profile": profile, "inbound": inbound, "rules": 0},
+                )
+            )
+        else:
+            rules = facts.wsl_rules if facts.wsl_rules is not None else "?"
+            findings.append(
+                ok(
+                    f"Windows firewall: vEthernet (WSL) is {profile}, inbound {inbound}, "
+                    f"{rules} rules admit WSL"
+                )
+            )
+    for (proto, port), rules in sorted(facts.lan_rules.items()):
+        if rules:
+            findings.append(ok(f"{rules} firewall rules admit {proto.upper()} port {port} (LAN)"))
+            continue
+        findings.append(
+            warn(
+                f"wslnet forward listens on {proto.upper()} port {port} for the LAN, but no "
+                "firewall rule admits it",
+                detail="LAN clients time out until an inbound rule allows the port",
+                fix=Fix(
+                    "allow it (PowerShell as Administrator)",
+                    [new_firewall_rule(proto, port)],
+                ),
+            )
+        )
+    return findings + hyperv_firewall(mode, facts)
+
+
+def hyperv_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
+    """The Hyper-V firewall's verdict on inbound traffic to WSL (it matters in mirrored)."""
+    if facts.hyperv is None:
+        return [info("The Hyper-V firewall setting could not be read (Windows 11 22H2+ only)")]
+    inbound = firewall_action(facts.hyperv.get("DefaultInboundAction"))
+    enabled = facts.hyperv.get("Enabled")
+    if inbound == "Block" and enabled is not False and mode == "mirrored":
+        return [
+            warn(
+                "The Hyper-V firewall blocks inbound connections to WSL (mirrored mode)",
+                detail="LAN clients (and Windows itself for some ports) cannot reach WSL "
+                "services until a rule allows them",
+                fix=Fix(
+                    "allow inbound connections (PowerShell as Administrator), or one port "
+                    "with New-NetFirewallHyperVRule",
+                    [HYPERV_ALLOW],
+                ),
+                evidence=dict(facts.hyperv),
+            )
+        ]
+    return [ok(f"Hyper-V firewall: inbound {inbound or 'not set'}", evidence=dict(facts.hyperv))]

@@ -1,0 +1,90 @@
+"""Typed values that cross the doctor's layers: a fix, the path to the host, and a
+listener's reachability with its cause. A leaf: no I/O, nothing of wslnet imported, so
+the fact readers (listeners.py, hostaddr.py) and the verdicts in check/ can all use it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal, get_args
+
+
+@dataclass
+class Fix:
+    text: str
+    commands: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HostPath:
+    """How packets to the host leave here, and whether it answered ARP: the facts that
+    tell a firewall's silence from a host that is gone or a route that goes elsewhere."""
+
+    address: str
+    interface: str | None  # the route's interface; None: no route at all
+    expected: str | None  # the default route's interface (the WSL switch in NAT mode)
+    answered_arp: bool | None  # None: no neighbour entry (never tried, or not on-link)
+
+    @property
+    def shadowed(self) -> bool:
+        """A more specific route (a Docker bridge, a VPN) takes the host's packets."""
+        return None not in (self.interface, self.expected) and self.interface != self.expected
+
+
+# n/a: not in WSL, no relay to judge; if-published: a container's, through docker -p
+Reach = Literal["yes", "ipv6-only", "no", "n/a", "if-published"]
+
+# Why a listener is (not) reachable from Windows: what code and the picture switch on.
+Cause = Literal[
+    "relayed",  # bound to 0.0.0.0, 127.0.0.1 (or ::, ::1 for ipv6-only): the relay forwards it
+    "ipv6-only",  # bound to :: or ::1: Windows reaches it as [::1] only
+    "bound-to-eth0",  # the relay does not forward the eth0 address (#10206)
+    "bound-to-other-loopback",  # 127.x other than 127.0.0.1
+    "udp-not-relayed",  # the relay forwards TCP only
+    "localhost-forwarding-off",  # localhostForwarding=false in .wslconfig
+    "mirrored-shared",  # mirrored mode shares localhost
+    "mirrored-ipv4-only",  # mirrored mode reaches Linux over IPv4 only
+    "wsl1-shared",  # WSL1 shares Windows' stack
+    "no-relay-mode",  # a networking mode without the relay (bridged, none...)
+    "not-wsl",  # not in WSL: nothing to judge
+    "wsl-dns-tunnel",  # WSL's own DNS tunnel
+    "resolved-stub",  # systemd-resolved's stub
+    "container-published",  # a container's: reached through a published port
+    "container-loopback",  # a container's loopback: no published port reaches it
+]
+CAUSES: tuple[Cause, ...] = get_args(Cause)
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Whether Windows reaches one listener, why, and what would make it reachable."""
+
+    windows_localhost: Reach
+    cause: Cause
+    reason: str  # the cause in words, for people
+    vm_address: bool  # reachable at the VM's address (from Windows, NAT mode)
+    fix: Fix | None = None
+
+
+@dataclass
+class Listener:
+    """One listening socket and the verdict on it."""
+
+    proto: str
+    family: str
+    address: str
+    port: int
+    pid: int | None
+    process: str | None
+    windows_localhost: Reach
+    cause: Cause
+    reason: str
+    vm_address: bool
+    lan: bool
+    fix: Fix | None
+
+    def as_json(self) -> dict[str, object]:
+        doc = asdict(self)
+        fix = self.fix
+        doc["fix"] = fix.text if fix is not None else None
+        doc["fix_commands"] = fix.commands if fix is not None else []
+        return doc
