@@ -4,9 +4,12 @@ The forwarder runs in the lab's Windows namespace in front of an echo server in 
 namespace (a `wsl` target through the fake wsl.exe, and a config-file rule). Clients pick
 at random: exchanges of random size checked by digest, half-closes, resets mid-stream,
 bursts of concurrent connections; meanwhile the target restarts, the VM changes address
-and the config file is rewritten. At the end: every exchange that should have worked
-did, descriptors are back where they started, RSS stayed bounded, and the forwarder's
-byte counters are at least what the clients moved. Needs root (network namespaces).
+and the config file is rewritten. Beside it, a UDP rule takes a flood of datagrams from
+ever new source ports (bounded), under a descriptor limit (--nofile, 1,024 as in issue
+20), while a probe checks twice a second that a TCP rule and the API still answer. At the
+end: every exchange that should have worked did, the probes never failed, descriptors
+are back where they started, RSS stayed bounded, and the forwarder's byte counters are
+at least what the clients moved. Needs root (network namespaces).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -53,6 +57,100 @@ class Target:
     def stop(self) -> None:
         self.servers.stop_serving()
         self.up = False
+
+
+class UdpEcho:
+    """A UDP echo server in the VM, in a thread of its own until closed."""
+
+    def __init__(self, lab: Lab) -> None:
+        with lab.inside(lab.wsl):
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("0.0.0.0", 0))
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65535)
+                self.sock.sendto(data, peer)
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+class Flood:
+    """Datagrams to a UDP rule, each from a source port never used before (a new socket
+    each), in rounds, until stopped or `limit` datagrams were sent."""
+
+    ROUND = 256  # source ports per round, then a pause: about 1,000 a second
+
+    def __init__(self, lab: Lab, port: int, limit: int) -> None:
+        self.lab, self.port, self.limit = lab, port, limit
+        self.sent = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with self.lab.inside(self.lab.win):
+            while not self.stop.is_set() and self.sent < self.limit:
+                for _ in range(min(self.ROUND, self.limit - self.sent)):
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                        try:
+                            s.sendto(b"flood", ("127.0.0.1", self.port))
+                        except OSError:
+                            continue
+                    self.sent += 1
+                self.stop.wait(0.25)
+
+
+class Probe:
+    """Twice a second: a small echo through a TCP rule whose target never goes away, the
+    API's /v1/status, and one UDP exchange as an honest client would make it."""
+
+    def __init__(self, lab: Lab, tcp_port: int, udp_port: int, api_port: int) -> None:
+        self.lab, self.tcp, self.udp, self.api = lab, tcp_port, udp_port, api_port
+        self.counts: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with self.lab.inside(self.lab.win):
+            while not self.stop.wait(0.5):
+                self._one("tcp", self._tcp)
+                self._one("api", lambda: status_here(self.api))
+                self._one("udp", self._udp)
+
+    def _one(self, name: str, probe: Callable[[], object]) -> None:
+        try:
+            probe()
+            self.counts[f"{name}-ok"] += 1
+        except (OSError, AssertionError, ValueError):
+            self.counts[f"{name}-failed"] += 1
+
+    def _tcp(self) -> None:
+        data = random.randbytes(64)
+        with socket.create_connection(("127.0.0.1", self.tcp), timeout=5) as s:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while chunk := s.recv(4096):
+                got += chunk
+        assert got == data
+
+    def _udp(self) -> None:
+        data = random.randbytes(32)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(2)
+            s.sendto(data, ("127.0.0.1", self.udp))
+            assert s.recv(100) == data
 
 
 def readdress(lab: Lab, address: str) -> None:
@@ -128,12 +226,17 @@ def burst(lab: Lab, port: int, count: int) -> int:
 
 def status(lab: Lab, api_port: int) -> dict[str, object]:
     with lab.inside(lab.win):
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{api_port}/v1/status",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        )
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            doc: dict[str, object] = json.loads(resp.read())
+        return status_here(api_port)
+
+
+def status_here(api_port: int) -> dict[str, object]:
+    """/v1/status from this thread's namespace."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{api_port}/v1/status",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        doc: dict[str, object] = json.loads(resp.read())
     return doc
 
 
@@ -141,11 +244,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=600.0)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument(
+        "--nofile", type=int, default=1024, help="the forwarder's descriptor limit (0: as is)"
+    )
+    ap.add_argument(
+        "--flood", type=int, default=500_000, help="at most this many UDP flood datagrams"
+    )
     args = ap.parse_args()
     random.seed(args.seed)
     lab = Lab()
     tmp = Path(tempfile.mkdtemp(prefix="wslnet-soak-"))
     target = Target(lab)
+    udp_echo = UdpEcho(lab)
+    with lab.inside(lab.win):  # the probe's TCP target: always up
+        steady = target.servers.serve(echo, listening_socket("127.0.0.1"))
     conf = tmp / "forward.toml"
     rule = f'[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "wsl:{target.port}"\n'
     conf.write_text(rule)
@@ -155,22 +267,30 @@ def main() -> int:
         probe.bind(("127.0.0.1", 0))
         api_port = probe.getsockname()[1]
         probe.close()
+    limit = ("prlimit", f"--nofile={args.nofile}:{args.nofile}", "--") if args.nofile else ()
     fwd = ForwarderProcess(
-        f"0={target.port}", "--config", str(conf), "--api", str(api_port),
-        "--resolve-interval", "1", "--connect-timeout", "2",
-        prefix=lab.prefix(lab.win), env=env,
+        f"0={target.port}", f"udp/0={udp_echo.port}", f"127.0.0.1:0=127.0.0.1:{steady}",
+        "--config", str(conf), "--api", str(api_port),
+        "--resolve-interval", "1", "--connect-timeout", "2", "--udp-timeout", "5",
+        prefix=(*lab.prefix(lab.win), *limit), env=env,
     )  # fmt: skip
+    flood: Flood | None = None
+    prober: Probe | None = None
     counts: Counter[str] = Counter()
     moved = 0
     try:
         fwd.started()
-        port = fwd.port
+        port, udp_port, probe_port = fwd.ports[:3]
         time.sleep(0.5)
         fds0, rss0 = fwd.fd_count(), fwd.rss()
         t0 = time.monotonic()
         next_event = t0 + 20
         address = WSL_IP
         print(f"soak: seed {args.seed}, {args.seconds:.0f} s, fds {fds0}, rss {rss0 >> 20} MiB")
+        flood = Flood(lab, udp_port, args.flood)
+        prober = Probe(lab, probe_port, udp_port, api_port)
+        flood.thread.start()
+        prober.thread.start()
         while time.monotonic() - t0 < args.seconds:
             if time.monotonic() >= next_event:
                 event = random.choice(["restart", "readdress", "reload"])
@@ -205,6 +325,10 @@ def main() -> int:
                 if not isinstance(exc, OSError):
                     print(f"soak: {kind}: {exc}", file=sys.stderr)
                     counts["corrupt"] += 1
+        flood.stop.set()
+        prober.stop.set()
+        flood.thread.join(10)
+        prober.thread.join(20)
         time.sleep(3)  # open connections finish; resets are counted
         deadline = time.monotonic() + 15
         while fwd.fd_count() > fds0 and time.monotonic() < deadline:
@@ -213,7 +337,12 @@ def main() -> int:
         doc = status(lab, api_port)
         rules = doc["rules"]
         assert isinstance(rules, list)
-        forwarded = sum(int(r["bytes_up"]) for r in rules if r["origin"] == "cli")
+        udp_rule = next(r for r in rules if r["proto"] == "udp" and r["origin"] == "cli")
+        forwarded = sum(
+            int(r["bytes_up"])
+            for r in rules
+            if r["origin"] == "cli" and str(r["target"]).endswith(f":{target.port}")
+        )
         fwd.signal(signal.SIGTERM)
         try:
             rc = fwd.wait(20)
@@ -221,8 +350,12 @@ def main() -> int:
             print(fwd.log_text()[-3000:], file=sys.stderr)
             raise
     finally:
+        for thread in (flood, prober):
+            if thread is not None:
+                thread.stop.set()
         fwd.stop()
         target.servers.close()
+        udp_echo.close()
         readdress(lab, WSL_IP)
         lab.destroy()
     failures = []
@@ -236,6 +369,10 @@ def main() -> int:
         failures.append(f"forwarded {forwarded} bytes up, clients sent {moved}")
     if rc != 0:
         failures.append(f"exit code {rc} after SIGTERM")
+    pc = prober.counts
+    for name, what in (("tcp", "a TCP rule"), ("api", "the API")):
+        if pc[f"{name}-failed"] or not pc[f"{name}-ok"]:
+            failures.append(f"{what} failed {pc[f'{name}-failed']} probes during the UDP flood")
     ok = sum(counts[k] for k in ("exchange", "half", "burst"))
     failed = sum(v for k, v in counts.items() if k.endswith("-failed"))
     print(f"| soak ({args.seconds:.0f} s, seed {args.seed}) | |")
@@ -250,6 +387,15 @@ def main() -> int:
     print(f"| descriptors start / end | {fds0} / {fds1} |")
     print(f"| RSS start / end (MiB) | {rss0 >> 20} / {rss1 >> 20} |")
     print(f"| exit code after SIGTERM | {rc} |")
+    print(f"| UDP flood: datagrams, each from a new source port (--nofile {args.nofile}) | "
+          f"{flood.sent} |")  # fmt: skip
+    print(
+        f"| UDP rule: sessions admitted / refused at the cap | {udp_rule['connections_total']}"
+        f" / {udp_rule['rejected']} |"
+    )
+    for name, what in (("tcp", "TCP rule"), ("api", "API /v1/status"), ("udp", "UDP echo")):
+        print(f"| probes during the flood: {what} ok / failed | {pc[name + '-ok']} / "
+              f"{pc[name + '-failed']} |")  # fmt: skip
     for f in failures:
         print(f"soak FAILED: {f}")
     return 1 if failures else 0

@@ -130,7 +130,7 @@ def test_each_listener_gets_the_right_verdict_and_fix(vm: Vm) -> None:
         ("tcp", p["loopback"]): ("yes", None),
         ("tcp", p["any"]): ("yes", None),
         ("tcp", p["any6"]): ("ipv6-only", f"bind 0.0.0.0:{p['any6']}"),
-        ("tcp", p["eth0"]): ("no", f"wslnet forward tcp/{p['eth0']}={WSL_IP}:{p['eth0']}"),
+        ("tcp", p["eth0"]): ("no", f"bind 0.0.0.0:{p['eth0']}; or forward it from Windows"),
         ("tcp", p["other127"]): ("no", f"bind 127.0.0.1:{p['other127']}"),
         ("udp", p["udp"]): ("no", "never forwards UDP"),
     }
@@ -150,9 +150,15 @@ def test_check_port_focuses_on_one_listener(vm: Vm) -> None:
     doc = vm.json("check", "listeners", "--port", str(vm.ports["eth0"]))
     (finding,) = doc["findings"]
     assert finding["status"] == "warn"
-    assert finding["fix"]["commands"] == [
-        f"wslnet forward tcp/{vm.ports['eth0']}={WSL_IP}:{vm.ports['eth0']}"
-    ]
+    # The durable form: its `wsl` target follows the VM's address (never a pinned one).
+    assert finding["fix"]["commands"] == [f"wslnet forward {vm.ports['eth0']}"]
+    assert finding["fix"]["where"] == "windows"
+    assert by_port_fix(vm)[vm.ports["eth0"]] == [f"wslnet forward {vm.ports['eth0']}"]
+
+
+def by_port_fix(vm: Vm) -> dict[int, list[str]]:
+    rows = vm.json("listeners")["listeners"]
+    return {r["port"]: r["fix_commands"] for r in rows if r["proto"] == "tcp"}
 
 
 def test_host_port_dropped_by_the_firewall_is_filtered_with_the_firewall_fix(vm: Vm) -> None:

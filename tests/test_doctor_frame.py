@@ -110,7 +110,7 @@ FINDINGS = [
         status="fail",
         title="Port 8000 bound to eth0",
         detail="the relay does not forward it",
-        fix=Fix("bind 0.0.0.0:8000", ["wslnet forward tcp/8000=198.18.5.20:8000"]),
+        fix=Fix("bind 0.0.0.0:8000", ["wslnet forward 8000"], "windows"),
     ),
     Finding(id="a.skip", status="skip", title="Raw probes", detail="no root"),
 ]
@@ -123,7 +123,8 @@ def test_people_see_failures_with_their_fix_and_a_summary() -> None:
         "✗ Port 8000 bound to eth0",
         "    the relay does not forward it",
         "    fix: bind 0.0.0.0:8000",
-        "      $ wslnet forward tcp/8000=198.18.5.20:8000",
+        "    run on Windows, in PowerShell:",
+        "      PS> wslnet forward 8000",
         "",
         "1 ok, 1 fail, 1 skip",
     ]
@@ -140,7 +141,8 @@ def test_json_has_schema_environment_findings_and_summary() -> None:
     assert doc["environment"]["kind"] == "linux"
     assert doc["findings"][1]["fix"] == {
         "text": "bind 0.0.0.0:8000",
-        "commands": ["wslnet forward tcp/8000=198.18.5.20:8000"],
+        "commands": ["wslnet forward 8000"],
+        "where": "windows",
     }
     assert doc["summary"] == {"ok": 1, "warn": 0, "fail": 1, "skip": 1, "info": 0, "crash": 0}
 

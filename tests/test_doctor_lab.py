@@ -245,9 +245,10 @@ def test_the_report_is_markdown_with_versions_settings_and_evidence(vm: Vm) -> N
     assert code == 0, err
     lines = text.splitlines()
     assert lines[0] == "## wslnet check report"
-    assert "| wslnet | 0.1.0 |" in lines
-    assert "| kernel | 5.15.167.4-microsoft-standard-WSL2 |" in lines
-    assert "| `wsl2.dnsTunneling` | true |" in lines
+    # Text from the system is escaped (issue 20): it renders as written, never as markup.
+    assert "| wslnet | 0\\.1\\.0 |" in lines
+    assert "| kernel | 5\\.15\\.167\\.4\\-microsoft\\-standard\\-WSL2 |" in lines
+    assert "| wsl2\\.dnsTunneling | true |" in lines
     assert any(ln.startswith("- ✓ **ok** `host.address`: Windows host is") for ln in lines)
     assert "  <details><summary>evidence</summary>" in lines
 

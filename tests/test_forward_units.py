@@ -259,7 +259,7 @@ def test_probe_timeouts_must_be_finite(command: list[str]) -> None:
     assert "'nan' is not a number of seconds" in res.output
 
 
-def test_status_when_the_forwarder_has_exited_says_so(tmp_path: Path) -> None:
+def test_dashboard_when_the_forwarder_has_exited_says_so(tmp_path: Path) -> None:
     import json
     import subprocess
 
@@ -270,13 +270,13 @@ def test_status_when_the_forwarder_has_exited_says_so(tmp_path: Path) -> None:
     doc = {"url": "http://127.0.0.1:9", "token_file": None, "pid": gone.pid}
     (state / "api.json").write_text(json.dumps(doc))
     env = {"XDG_RUNTIME_DIR": str(tmp_path), "WSLNET_API_TOKEN": ""}
-    res = CliRunner().invoke(cli, ["status"], env=env)
+    res = CliRunner().invoke(cli, ["dashboard", "--no-browser"], env=env)
     assert res.exit_code == 1
     assert res.output.strip() == (
         f"wslnet: no forwarder is running: the last one with --api (pid {gone.pid}) has exited"
     )
     (state / "api.json").unlink()
-    res = CliRunner().invoke(cli, ["status"], env=env)
+    res = CliRunner().invoke(cli, ["dashboard", "--no-browser"], env=env)
     assert res.exit_code == 1
     assert res.output.startswith("wslnet: no forwarder with --api has run here")
 

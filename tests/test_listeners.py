@@ -86,7 +86,7 @@ def test_listeners_and_check_agree_when_localhost_forwarding_is_off(wsl_vm: Path
     ev = finding["evidence"]
     assert (ev["windows_localhost"], ev["cause"]) == (row["windows_localhost"], row["cause"])
     assert finding["detail"] == row["reason"] == "localhostForwarding=false in .wslconfig"
-    assert row["fix_commands"] == ["wslnet forward tcp/3000=198.18.5.20:3000"]
+    assert (row["fix_commands"], row["fix_where"]) == (["wslnet forward 3000"], "windows")
 
 
 def test_without_the_setting_both_say_the_relay_forwards_it(wsl_vm: Path) -> None:

@@ -33,7 +33,8 @@ def test_the_wheel_installs_into_a_clean_venv_and_its_commands_run(
     (wheel,) = dist.glob("wslnet-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "wslnet/py.typed" in names and "wslnet/schemas/check.json" in names
-    assert "wslnet/forward/control/dashboard.html" in names
+    for page in ("dashboard.html", "dashboard.js", "dashboard.css", "favicon.svg"):
+        assert f"wslnet/forward/control/{page}" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA")))
     assert b"Requires-Dist: scapy>=2.5; sys_platform != 'win32'" in metadata

@@ -92,3 +92,14 @@ def test_no_picture_and_json_have_none(vm: Vm) -> None:
     _, doc, _, _ = vm.run("check", "listeners", "--json")
     assert "findings" in doc and "Windows host" not in str(doc)
     time.sleep(0)
+
+
+@pytest.mark.parametrize(
+    "argv", [["check", "listeners"], ["check", "host.reach", "--host-port", "5432"]]
+)
+def test_a_run_without_what_the_picture_needs_draws_none(vm: Vm, argv: list[str]) -> None:
+    """Not "Windows host ?" nor "(no listening ports)" while ports listen: no picture."""
+    with dns_server(vm.lab, vm.lab.win, "198.18.0.1"):
+        _, text, _, err = vm.run(*argv)
+    first = str(text).splitlines()[0]
+    assert first[:2] in ("! ", "✓ ", "✗ ", "• "), (first, err)

@@ -5,12 +5,16 @@ On the stand-in proactor of tests/standin.py, with real loopback sockets."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import gc
+import select
 import socket
+import struct
 from pathlib import Path
 from typing import Any
 
 import wslnet
-from tests.standin import LoopProactor, run_on_standin
+from tests.standin import ERROR_NETNAME_DELETED, LoopProactor, run_on_standin, win_error
 from tests.test_server import Run, echo, ended_by_forwarder, talk
 from wslnet.forward.core.accept import CompletionStrategy
 from wslnet.forward.core.rules import parse_rule
@@ -185,3 +189,212 @@ def test_ours_means_the_package_not_the_checkout_named_like_it() -> None:
     assert is_ours(server.__file__)
     assert not is_ours(__file__)  # tests/ sits beside the package, in a checkout `wslnet`
     assert not is_ours(str(PACKAGE.parent / "wslnet-tests" / "standin.py"))
+
+
+class LoopErrors:
+    """What reaches the loop's exception handler (the forwarder logs each as an
+    internal-error line): callbacks that raised, task exceptions never retrieved."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        asyncio.get_running_loop().set_exception_handler(self.record)
+
+    def record(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        self.seen.append(f"{context.get('message')}: {context.get('exception')!r}")
+
+
+async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read()  # says nothing; holds the connection until the peer ends it
+    writer.close()
+
+
+async def until(done: Any, what: str) -> None:
+    for _ in range(500):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")
+
+
+def test_an_ipv6_target_connects_through_connectex() -> None:
+    """ConnectEx reads a 2-tuple as IPv4: the target's sockaddr must stay a 4-tuple."""
+
+    async def main() -> None:
+        server = await asyncio.start_server(echo, "::1", 0)
+        run = Run(engine="protocol")
+        await run.fwd.startup(
+            [(parse_rule(f"0=[::1]:{server.sockets[0].getsockname()[1]}"), "cli")]
+        )
+        assert await talk(run.port(1), b"over v6") == b"over v6"
+        ends = await wait_for_events(run, "conn", 1)
+        assert ends[0]["reason"] == "closed" and str(ends[0]["target"]).startswith("[::1]:")
+        await run.stop()
+        server.close()
+
+    run_on_standin(main())
+
+
+def test_an_abort_resets_the_client_with_no_end_of_file_first() -> None:
+    async def main() -> None:
+        errors = LoopErrors()
+        silent = socket.socket()  # a target that never answers (its kernel accepts)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        run = Run(engine="protocol", drain=30)
+        await run.fwd.startup([(parse_rule(f"0=127.0.0.1:{silent.getsockname()[1]}"), "cli")])
+        client = socket.create_connection(("127.0.0.1", run.port(1)), timeout=5)
+        client.sendall(b"hello")
+        rs = run.fwd.table.rules[0]
+        await until(lambda: any(c.relay for c in rs.active), "relaying")
+        await asyncio.sleep(0.05)  # both transports made
+        run.fwd.request_stop()
+        run.fwd.request_stop()  # the second signal aborts what is open
+
+        def first_read() -> bytes | None:
+            try:
+                return client.recv(100)
+            except ConnectionResetError:
+                return None
+
+        got = await asyncio.to_thread(first_read)
+        assert got is None, f"the client read {got!r} before any reset"
+        await run.fwd.shutdown()
+        assert [e["reason"] for e in run.events("conn")] == ["shutdown"]
+        assert errors.seen == []
+        client.close()
+        silent.close()
+
+    run_on_standin(main())
+
+
+def test_a_target_that_resets_ends_its_connection_with_no_internal_error() -> None:
+    async def main() -> None:
+        errors = LoopErrors()
+
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+
+        def resets() -> None:  # plain sockets: asyncio's own would shut down first here
+            conn, _ = listening.accept()
+            conn.recv(5)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+        resetting = asyncio.ensure_future(asyncio.to_thread(resets))
+        run = Run(engine="protocol")
+        target = f"0=127.0.0.1:{listening.getsockname()[1]}"
+        await run.fwd.startup([(parse_rule(target), "cli")])
+        assert await ended_by_forwarder_after(run.port(1), b"hello")
+        await resetting
+        ends = await wait_for_events(run, "conn", 1)
+        assert ends[0]["reason"] == "target-reset"
+        await asyncio.sleep(0.05)
+        assert errors.seen == []
+        await run.stop()
+        listening.close()
+
+    run_on_standin(main())
+
+
+async def ended_by_forwarder_after(port: int, data: bytes) -> bool:
+    """Whether the forwarder ends a connection once `data` went through (a plain socket:
+    an asyncio client here would shut down as the proactor does, and raise)."""
+
+    def attempt() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(data)
+            try:
+                return client.recv(100) == b""
+            except ConnectionResetError:
+                return True
+
+    return await asyncio.to_thread(attempt)
+
+
+async def plain_talk(port: int, data: bytes) -> bytes:
+    """talk() over a plain socket (see ended_by_forwarder_after)."""
+
+    def attempt() -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(data)
+            client.shutdown(socket.SHUT_WR)
+            got = b""
+            while chunk := client.recv(65536):
+                got += chunk
+            return got
+
+    return await asyncio.to_thread(attempt)
+
+
+def test_a_client_gone_before_its_accept_is_no_error_and_accepting_goes_on() -> None:
+    """WinError 64 (ERROR_NETNAME_DELETED) from AcceptEx: one client that left."""
+
+    async def main() -> None:
+        errors = LoopErrors()
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        run = Run(engine="protocol")
+        rule = parse_rule(f"0=127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        proactor().accept_errors.append(win_error(errno.EINVAL, ERROR_NETNAME_DELETED))
+        await run.fwd.startup([(rule, "cli")])
+        for _ in range(3):
+            await asyncio.sleep(0)
+        listeners = len(run.fwd.table.rules[0].listeners)
+        assert proactor().accepts == listeners + 1, "the next accept waited"
+        assert await plain_talk(run.port(1), b"next one") == b"next one"
+        gc.collect()
+        await asyncio.sleep(0)
+        assert errors.seen == []  # no "Task exception was never retrieved"
+        assert run.events("accept-failed") == []  # at debug only
+        await run.stop()
+        server.close()
+
+    run_on_standin(main())
+
+
+def test_a_udp_rule_outlives_a_vanished_client_and_a_vanished_target() -> None:
+    """Windows' port unreachable, both ways: on the listening socket (a reply to a client
+    that left) no session and nothing forwarded; on a session's (the target left) the
+    session ends."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        target.bind(("127.0.0.1", 0))
+        target.setblocking(False)
+        run = Run(engine="protocol")
+        rule = parse_rule(f"udp/127.0.0.1:0=127.0.0.1:{target.getsockname()[1]}")
+        await run.fwd.startup([(rule, "cli")])
+        udp = run.fwd.table.rules[0].udp
+        assert udp is not None
+        to = ("127.0.0.1", run.port(1))
+        gone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        gone.sendto(b"ask", to)
+        await until(lambda: _readable(target), "the target heard the client")
+        data, back = target.recvfrom(100)
+        gone.close()  # the client leaves before the reply
+        target.sendto(b"reply", back)
+        await asyncio.sleep(0.1)
+        assert [s.client for s in udp.sessions.values()] == [gone_addr := next(iter(udp.sessions))]
+        assert gone_addr is not None
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.setblocking(False)
+        client.sendto(b"still listening?", to)
+        await until(lambda: _readable(target), "the rule still forwards")
+        assert target.recvfrom(100)[0] == b"still listening?"
+        assert all(s.client is not None for s in udp.sessions.values())
+        target.close()  # now the target leaves
+        client.sendto(b"anyone?", to)
+        await until(lambda: run.events("udp-session"), "a session ended")
+        ended = run.events("udp-session")
+        assert ended[0]["reason"] == "target-unreachable (ICMP port unreachable)"
+        assert run.events("denied") == []
+        await run.stop()
+        client.close()
+        del loop
+
+    run_on_standin(main())
+
+
+def _readable(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])

@@ -129,3 +129,49 @@ def test_fact_parsers_never_raise(text_lines: list[str]) -> None:
     wslconfig.parse(text)
     wslconfig.parse(text, "wslconf")
     kernel.classify(text)
+
+
+# Text from outside, as hostile as hypothesis can make it: process names, host names, paths.
+outside_text = st.text(max_size=40) | st.text(
+    string.printable + "\u2028\x85\u202e`|<>![]()", max_size=40
+)
+
+
+# Markdown trims a line's edges (and an empty detail is left out): names with text at both.
+trimmed = outside_text.filter(lambda t: bool(t) and t.strip() == t)
+
+
+@given(st.lists(trimmed, min_size=1, max_size=4), trimmed)
+def test_a_report_of_any_names_parses_back_to_the_same_structure(
+    names: list[str], value: str
+) -> None:
+    from tests.test_report import ENV, parse, plain
+    from wslnet.check.model import ok
+    from wslnet.check.report import markdown_report
+    from wslnet.escape import control
+
+    def shape(report: str) -> list[str]:
+        return [t.type for t in parse(report) if t.type != "text"]
+
+    def report(texts: list[str], v: str) -> str:
+        findings = [ok(f"{t} listens", detail=t, evidence={"name": t}) for t in texts]
+        return markdown_report(ENV, findings, {"wslnet": "0.1.0"}, {"wsl2.k": v})
+
+    got = report(names, value)
+    assert shape(got) == shape(report(["x"] * len(names), "x"))
+    inlines = [plain(t) for t in parse(got) if t.type == "inline"][-2 * len(names) :]
+    assert inlines[1::2] == [control(n) for n in names]  # each title, then its detail
+
+
+@given(outside_text, outside_text, st.sampled_from(["text", "json"]))
+def test_a_log_line_is_always_one_line(path: str, msg: str, fmt: str) -> None:
+    import io
+
+    from wslnet.forward.core.log import EventLog
+
+    out = io.StringIO()
+    log = EventLog("json" if fmt == "json" else "text", 0, stream=out)
+    log("warning", "api-error", msg, path=path, host=path)
+    log.close()
+    (line,) = out.getvalue().split("\n")[:-1]
+    assert not any(c in line for c in "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x1b")

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.standin import LoopProactor
+from tests.standin import LoopProactor, report_icmp, run_on_standin
 from wslnet.forward.data import udp_port
+from wslnet.forward.data.loops import proactor_of
 from wslnet.forward.data.sockopts import big_buffers
-from wslnet.forward.data.udp_port import CompletionPort, DatagramPort, ReadinessPort
+from wslnet.forward.data.udp_port import CompletionPort, DatagramPort, ReadinessPort, peer_gone
 
 
 class Heard:
@@ -47,12 +49,16 @@ Opener = Callable[[socket.socket, Heard, bool], DatagramPort]
 
 def readiness(sock: socket.socket, heard: Heard, connected: bool) -> DatagramPort:
     loop = asyncio.get_running_loop()
+    if proactor_of(loop) is not None:
+        sock.close()
+        pytest.skip("Windows' proactor loop cannot watch descriptors: no readiness port there")
     return ReadinessPort(loop, sock, heard.datagram, heard.error, connected)
 
 
 def completion(sock: socket.socket, heard: Heard, connected: bool) -> DatagramPort:
+    """On Windows' proactor loop its own IocpProactor; elsewhere the stand-in."""
     loop = asyncio.get_running_loop()
-    proactor = LoopProactor(loop)
+    proactor = proactor_of(loop) or LoopProactor(loop)
     return CompletionPort(loop, sock, heard.datagram, heard.error, connected, proactor)
 
 
@@ -117,15 +123,20 @@ async def test_a_connected_port_hears_the_targets_port_unreachable(opener: Opene
     port.start()
     port.send(b"anyone?")
     await heard.until(lambda: bool(heard.errors))
-    assert isinstance(heard.errors[0], ConnectionRefusedError)
+    assert peer_gone(heard.errors[0]) and heard.datagrams == []
     port.close()
 
 
-async def test_the_completion_port_reads_on_after_an_error() -> None:
+def test_the_completion_port_reads_on_after_an_error() -> None:
+    run_on_standin(reads_on_after_an_error())
+
+
+async def reads_on_after_an_error() -> None:
     """Some Pythons' proactor transport stops reading a UDP socket after an error."""
     loop = asyncio.get_running_loop()
     heard = Heard()
-    proactor = LoopProactor(loop)
+    proactor = proactor_of(loop)
+    assert isinstance(proactor, LoopProactor)
     proactor.fail_next = [ConnectionResetError(10054, "reset"), OSError(10040, "too long")]
     port = CompletionPort(loop, udp_socket(), heard.datagram, heard.error, False, proactor)
     port.start()
@@ -138,10 +149,15 @@ async def test_the_completion_port_reads_on_after_an_error() -> None:
     sender.close()
 
 
-async def test_the_completion_port_drains_between_receives() -> None:
+def test_the_completion_port_drains_between_receives() -> None:
+    run_on_standin(drains_between_receives())
+
+
+async def drains_between_receives() -> None:
     loop = asyncio.get_running_loop()
     heard = Heard()
-    proactor = LoopProactor(loop)
+    proactor = proactor_of(loop)
+    assert isinstance(proactor, LoopProactor)
     sock = udp_socket()
     sender = udp_socket()
     for i in range(50):  # waiting before the first receive is posted
@@ -155,6 +171,7 @@ async def test_the_completion_port_drains_between_receives() -> None:
     sender.close()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no AF_UNIX datagram pairs on Windows")
 @pytest.mark.parametrize("opener", OPENERS)
 async def test_a_full_socket_queues_in_order_and_drops_past_the_limit(
     opener: Opener, monkeypatch: pytest.MonkeyPatch
@@ -221,3 +238,37 @@ async def test_the_readiness_port_reads_a_waiting_burst_in_one_wake_up() -> None
     assert wake_ups == [0]
     port.close()
     sender.close()
+
+
+@pytest.mark.parametrize("when", ["before-the-receive", "while-it-waits"])
+def test_a_reply_to_a_vanished_client_leaves_the_port_listening(when: str) -> None:
+    """Windows' ICMP port unreachable on a listening socket: raised at once by the next
+    WSARecvFrom when it came first (gh-127057), or (b'', None) from the one waiting
+    (gh-91227). Neither is a datagram; the port goes on reading."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        heard = Heard()
+        proactor = proactor_of(loop)
+        assert proactor is not None
+        port = CompletionPort(loop, udp_socket(), heard.datagram, heard.error, False, proactor)
+        report_icmp(port.sock)  # as Windows' sockets do from the start
+        gone = udp_socket()
+        gone_addr = gone.getsockname()
+        gone.close()
+        if when == "while-it-waits":
+            port.start()
+        port.send(b"reply", gone_addr)
+        await asyncio.sleep(0.1)  # the ICMP comes back
+        if when == "before-the-receive":
+            port.start()
+        await heard.until(lambda: bool(heard.errors))
+        sender = udp_socket()
+        sender.sendto(b"still here", port.sock.getsockname())
+        await heard.until(lambda: bool(heard.datagrams))
+        assert heard.datagrams == [(b"still here", sender.getsockname())]
+        assert all(peer_gone(e) for e in heard.errors)
+        port.close()
+        sender.close()
+
+    run_on_standin(main())

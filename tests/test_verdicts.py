@@ -17,7 +17,7 @@ from wslnet.where import Environment
 
 SAMPLES = Path(__file__).parent / "samples"
 VM = ["198.18.5.20"]
-FWD = "tcp/3000=198.18.5.20:3000"
+FWD = "wslnet forward 3000"  # durable: the `wsl` target follows the VM
 
 
 def entry(address: str, port: int = 3000, proto: str = "tcp") -> procnet.SocketEntry:
@@ -35,8 +35,8 @@ def entry(address: str, port: int = 3000, proto: str = "tcp") -> procnet.SocketE
         ("::", "tcp", "ipv6-only", "ipv6-only", "reachable only as [::1]:3000", FWD),
         ("::1", "tcp", "ipv6-only", "ipv6-only", "reachable only as [::1]:3000", FWD),
         ("127.0.0.2", "tcp", "no", "bound-to-other-loopback", "not other 127.x", None),
-        ("198.18.5.20", "tcp", "no", "bound-to-eth0", "not forward the eth0 address", "tcp/3000="),
-        ("0.0.0.0", "udp", "no", "udp-not-relayed", "UDP is never forwarded", "udp/3000=" + VM[0]),
+        ("198.18.5.20", "tcp", "no", "bound-to-eth0", "not forward the eth0 address", FWD),
+        ("0.0.0.0", "udp", "no", "udp-not-relayed", "UDP is never forwarded", "forward udp/3000"),
     ],
 )  # fmt: skip
 def test_nat_listener_verdicts(
@@ -49,15 +49,16 @@ def test_nat_listener_verdicts(
         assert r.fix is None or r.fix.commands == []
     else:
         assert r.fix is not None
-        assert [c for c in r.fix.commands if command in c] == r.fix.commands
+        assert [c for c in r.fix.commands if c.endswith(command)] == r.fix.commands
         assert r.fix.commands[0].startswith("wslnet forward ")
+        assert r.fix.where == "windows"  # the forwarder runs on Windows
 
 
 def test_localhost_forwarding_off_makes_every_tcp_listener_unreachable() -> None:
     r = judge(entry("0.0.0.0"), "nat", False, VM)
     assert (r.windows_localhost, r.reason) == ("no", "localhostForwarding=false in .wslconfig")
     assert r.cause == "localhost-forwarding-off"
-    assert r.fix is not None and r.fix.commands == ["wslnet forward tcp/3000=198.18.5.20:3000"]
+    assert r.fix is not None and r.fix.commands == ["wslnet forward 3000"]
 
 
 def test_mirrored_mode_reaches_ipv4_only() -> None:
@@ -74,7 +75,7 @@ def test_wsl1_and_outside_wsl() -> None:
 
 
 def test_outside_wsl_the_listeners_are_one_info_line_not_a_finding_each() -> None:
-    found = [listener("127.0.0.1", p) for p in range(3000, 3013)]
+    found = verdicts.judge_all([entry("127.0.0.1", p) for p in range(3000, 3013)], None, True, [])
     (f,) = verdicts.listeners(found, [], None, None)
     assert (f.status, f.title) == (
         "info",
@@ -99,7 +100,7 @@ def test_listener_findings_carry_the_fix_and_its_commands() -> None:
         "tcp 127.0.0.1:5173 (node, pid 42): Windows localhost yes",
     )
     assert bad.status == "warn" and bad.fix is not None
-    assert bad.fix.commands == ["wslnet forward tcp/8000=198.18.5.20:8000"]
+    assert (bad.fix.commands, bad.fix.where) == (["wslnet forward 8000"], "windows")
     assert bad.evidence["fix_commands"] == bad.fix.commands
 
 

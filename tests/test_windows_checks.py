@@ -28,13 +28,26 @@ TASKLIST = (
     '"wslrelay.exe","9876","Console","1","8,000 K"\r\n'
     '"svchost.exe","1044","Services","0","12,000 K"\r\n'
 )
-POWERSHELL = json.dumps(
-    {
-        "Reach": [{"Port": 5173, "Reached": True, "Error": ""},
-                  {"Port": 3000, "Reached": False, "Error": "No connection could be made"}],
-        "HyperV": {"Enabled": True, "DefaultInboundAction": 4, "DefaultOutboundAction": 2},
-    }
-)  # fmt: skip
+# The script's answer in the shape Windows PowerShell 5.1's ConvertTo-Json prints: enums
+# as numbers (GpoBoolean Enabled 1, NET_FW_ACTION Block 4, ServiceControllerStatus
+# Running 4, ServiceStartMode Automatic 2), a one-element pipeline unwrapped (HyperV, IpHelper).
+POWERSHELL_DOC: dict[str, object] = {
+    "Reach": [{"Port": 5173, "Done": True, "Reached": True, "Error": ""},
+              {"Port": 3000, "Done": True, "Reached": False,
+               "Error": "No connection could be made because the target machine actively "
+                        "refused it 127.0.0.1:3000"}],
+    "HyperV": {"Enabled": 1, "DefaultInboundAction": 4, "DefaultOutboundAction": 2},
+    "WslProfile": "Public",
+    "Profiles": [{"Name": "Domain", "Enabled": 1, "DefaultInboundAction": 0},
+                 {"Name": "Private", "Enabled": 1, "DefaultInboundAction": 0},
+                 {"Name": "Public", "Enabled": 1, "DefaultInboundAction": 0}],
+    "WslRules": 1,
+    "Inbound": None,
+    "IpHelper": {"Status": 4, "StartType": 2},
+    "Adapters": {"Name": "Wi-Fi", "InterfaceDescription": "Intel(R) Wi-Fi 6 AX201 160MHz",
+                 "Metric": 35},
+}  # fmt: skip
+POWERSHELL = json.dumps(POWERSHELL_DOC)
 
 
 def body(name: str) -> str:
@@ -74,10 +87,14 @@ async def test_the_facts_come_from_every_tool_in_one_round(
     assert (56638, 56737) in [(r.start, r.end) for r in facts.excluded]
     assert facts.portproxy[0].connect_address == "172.23.188.236"
     assert facts.owner(3000) == (4120, "node.exe") and facts.owner(5173) == (9876, "wslrelay.exe")
-    assert facts.reach == {5173: (True, ""), 3000: (False, "No connection could be made")}
-    assert facts.hyperv is not None and facts.hyperv["DefaultInboundAction"] == 4
+    ps = await facts.powershell()
+    assert ps.reach[5173] == windows_facts.Reach("reached")
+    assert ps.reach[3000].state == "refused"
+    assert ps.hyperv is not None and (ps.hyperv.enabled, ps.hyperv.inbound) == (True, "Block")
+    assert ps.iphlpsvc is not None and ps.iphlpsvc.running
     asked = cast("list[list[str]]", windows["_asked"])
-    powershell = next(a for a in asked if a[0] == "powershell.exe")
+    assert asked[0][0] == "powershell.exe"  # the slowest, started first
+    powershell = asked[0]
     assert powershell[:3] == ["powershell.exe", "-NoProfile", "-NonInteractive"]
     assert "$ports=@(3000,5173)" in powershell[-1] and "ConvertTo-Json" in powershell[-1]
 
@@ -133,11 +150,12 @@ async def test_who_holds_each_port_on_windows(windows: dict[str, tuple[int, str]
     taken, relay, portproxy, nothing = verdicts.port_owners([3000, 5173, 8080, 9999], facts)
     assert (taken.status, taken.title) == (
         "fail",
-        "Port 3000 is taken on Windows by node.exe, pid 4120",
+        "Port 3000 is taken on Windows by node.exe, pid 4120: Windows localhost:3000 reaches "
+        "it, not WSL",
     )
     assert (relay.status, relay.title) == (
         "ok",
-        "Port 5173 on Windows: WSL's relay forwards it (pid 9876)",
+        "Port 5173 on Windows: WSL's relay (wslrelay.exe, pid 9876)",
     )
     assert portproxy.status == "info" and "IP Helper" in portproxy.title
     assert nothing.status == "warn" and nothing.fix is not None
@@ -147,14 +165,16 @@ async def test_who_holds_each_port_on_windows(windows: dict[str, tuple[int, str]
 async def test_the_end_to_end_proof_and_the_hyperv_firewall(
     windows: dict[str, tuple[int, str]],
 ) -> None:
+    windows["netstat.exe"] = (0, NETSTAT.replace("127.0.0.1:3000", "127.0.0.1:3001"))
     facts = await facts_for(windows, [3000, 5173])
-    missed, reached = verdicts.windows_reach([3000, 5173], facts)
-    assert missed.status == "fail" and missed.title.endswith("No connection could be made")
+    ps = await facts.powershell()
+    missed, reached = verdicts.windows_reach([3000, 5173], facts, ps)
+    assert missed.status == "fail" and missed.title.endswith("actively refused it 127.0.0.1:3000")
     assert reached.status == "ok"
-    (hv,) = verdicts.hyperv_firewall("mirrored", facts)  # PS 5.1: 4 means Block
+    (hv,) = verdicts.hyperv_firewall("mirrored", ps)  # PS 5.1: 4 means Block
     assert hv.status == "warn" and hv.fix is not None
     assert hv.fix.commands[0].startswith("Set-NetFirewallHyperVVMSetting -Name '{40E0AC32")
-    (nat,) = verdicts.hyperv_firewall("nat", facts)
+    (nat,) = verdicts.hyperv_firewall("nat", ps)
     assert nat.status == "ok"
 
 
@@ -169,9 +189,11 @@ async def test_output_that_cannot_be_read_is_said_with_the_raw_text(
         pp.status == "warn" and pp.title == "Could not read netsh.exe output (its portproxy rules)"
     )
     assert "80x" in str(pp.evidence["raw"])
-    (reach,) = verdicts.windows_reach([5173], facts)
-    assert reach.title == "Could not ask Windows for a connection test"
-    assert reach.detail.endswith("no answer in time")
+    (reach,) = verdicts.windows_reach([5173], facts, await facts.powershell())
+    assert (reach.status, reach.title) == (
+        "warn",
+        "unknown: PowerShell did not answer within 3.5 s",
+    )
 
 
 # -- wslnet check on Windows itself --------------------------------------------------------
@@ -280,11 +302,11 @@ async def test_the_windows_firewall_profile_of_wsls_adapter_without_a_rule(
     doc = json.loads(POWERSHELL)
     doc.update(
         WslProfile=0,
-        Profiles=[{"Name": "Public", "Enabled": True, "DefaultInboundAction": 4}],
+        Profiles={"Name": "Public", "Enabled": 1, "DefaultInboundAction": 4},
         WslRules=0,
     )
     windows["powershell.exe"] = (0, json.dumps(doc))
-    facts = await facts_for(windows, [])
+    facts = await (await facts_for(windows, [])).powershell()
     blocked, hyperv = verdicts.windows_firewall("nat", facts)
     assert blocked.status == "warn"
     assert blocked.title.startswith("vEthernet (WSL) is in the Public firewall profile")
@@ -292,7 +314,9 @@ async def test_the_windows_firewall_profile_of_wsls_adapter_without_a_rule(
     assert hyperv.status == "ok"  # the Hyper-V firewall's block matters in mirrored mode only
     doc["WslRules"] = 1
     windows["powershell.exe"] = (0, json.dumps(doc))
-    admitted, _ = verdicts.windows_firewall("nat", await facts_for(windows, []))
+    admitted, _ = verdicts.windows_firewall(
+        "nat", await (await facts_for(windows, [])).powershell()
+    )
     assert admitted.status == "ok" and "1 rules admit WSL" in admitted.title
 
 
@@ -320,7 +344,7 @@ async def test_a_lan_forward_rule_without_a_firewall_rule_gets_the_exact_command
     (folder / "forward.toml").write_text(rule)
     monkeypatch.setenv("APPDATA", str(tmp_path))
     doc = json.loads(POWERSHELL)
-    doc["Lan"] = {"Proto": "TCP", "Port": 2222, "Rules": 0}  # PS 5.1 unwraps a single object
+    doc["Inbound"] = {"Protocol": "TCP", "LocalPort": "3389"}  # PS 5.1 unwraps a single object
     on_windows["powershell.exe"] = (0, json.dumps(doc))
     findings = await runner.run(runner.select(["windows.firewall"]), Context(WIN_ENV, Options()))
     (lan,) = [f for f in findings if "LAN" in f.title]
@@ -333,7 +357,7 @@ async def test_a_lan_forward_rule_without_a_firewall_rule_gets_the_exact_command
     ]
     asked = cast("list[list[str]]", on_windows["_asked"])
     script = next(a for a in asked if a[0] == "powershell.exe")[-1]
-    assert "@('TCP',2222)" in script
+    assert "Get-NetFirewallPortFilter -PolicyStore ActiveStore" in script
 
 
 def test_the_doctor_reads_where_a_forwarder_listens_and_nothing_from_a_broken_file() -> None:

@@ -6,9 +6,10 @@ import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 import click
+import click.shell_completion
 
 from wslnet import __version__
 from wslnet.errors import UsageError, WslnetError
@@ -16,7 +17,9 @@ from wslnet.forward.core.config import Engine as EngineName
 from wslnet.forward.core.config import ForwardConfig, LogFormat, LoopName
 
 if TYPE_CHECKING:
+    from wslnet.check.model import Finding
     from wslnet.forward.control.client import ApiClient
+    from wslnet.where import Environment
 
 # Commands import what they need inside their bodies: `wslnet ip host` is called from
 # scripts and must start fast, so nothing heavy (asyncio, aiohttp, scapy) loads at import.
@@ -50,11 +53,19 @@ class _Group(click.Group):
     """Turns an error a user can act on into one line and its exit code (a traceback
     only with --debug); anything unexpected into one line too."""
 
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:  # --help and --version print while the options are parsed
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            pipe_closed()
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            pipe_closed()
         except WslnetError as exc:
             _traceback_if_debug(ctx)
             click.echo(f"wslnet: {exc.message}", err=True)
@@ -93,11 +104,24 @@ def _load_config_file(ctx: click.Context, param: click.Parameter, value: str | N
     from wslnet.forward.control.configfile import default_path, load
 
     path = Path(value) if value else default_path()
-    if value is None and not path.is_file():
+    if value is None and not _is_regular_file(path):
         return None
     file = load(path)
     ctx.default_map = {**(ctx.default_map or {}), **file.settings}
     return file
+
+
+def _is_regular_file(path: Path) -> bool:
+    """Whether a regular file is there; a folder on the way that we may not search is
+    UsageError (Path.is_file raises it before Python 3.12, and hides it after)."""
+    import stat
+
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it: {exc.strerror or exc}") from None
 
 
 def _networks(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> object:
@@ -162,8 +186,8 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> obj
     multiple=True,
     metavar="CIDR",
     callback=_networks,
-    help="Who may connect to rules that listen beyond loopback (repeatable); "
-    "loopback clients are this machine and always may.",
+    help="Who may connect to rules and to an --api that listen beyond loopback "
+    "(repeatable); loopback clients are this machine and always may.",
 )
 @click.option("--allow-any", is_flag=True, help="Let anyone connect to non-loopback rules.")
 @click.option(
@@ -284,15 +308,20 @@ def _api_address(text: str, allow_remote: bool) -> tuple[str, int]:
     return host, ep.port
 
 
-def _api_client(api: str | None) -> ApiClient:
-    """The running forwarder that --api names ([HOST:]PORT or a URL), or the state file's."""
-    from wslnet.forward.control.client import ApiClient
-
+def _api_url(api: str | None) -> str | None:
+    """--api as a URL ([HOST:]PORT or a URL as given; None stays None)."""
     if api is not None and "://" not in api:
         from wslnet.forward.core.rules import format_hostport
 
         api = "http://" + format_hostport(*_api_address(api, allow_remote=True))
-    return ApiClient.locate(api)
+    return api
+
+
+def _api_client(api: str | None) -> ApiClient:
+    """The running forwarder that --api names ([HOST:]PORT or a URL), or the newest one."""
+    from wslnet.forward.control.client import ApiClient
+
+    return ApiClient.locate(_api_url(api))
 
 
 _API_OPTION = click.option(
@@ -394,29 +423,54 @@ def service_status(kind: str) -> None:
     if not st.installed:
         sys.exit(1)
     try:
-        from wslnet.forward.control.statefile import find_api
-
-        url, _ = find_api()
-        click.echo(f"API: {url} (wslnet status for more)")
+        click.echo(f"API: {_api_client(None).url} (wslnet status for more)")
     except WslnetError as exc:
         click.echo(f"API: {exc.message}")
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="The raw status document.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="A JSON object (schema 1), even when none runs."
+)
 @_API_OPTION
 def status(as_json: bool, api: str | None) -> None:
-    """The status of a running `wslnet forward --api`."""
-    import json
+    """Every running `wslnet forward` (pid, rules, API); live counters where it has --api.
 
-    from wslnet.forward.control.status import render
+    Exit code 0 when one runs, 1 when none does.
+    """
+    from wslnet.contract import document, dumps
+    from wslnet.forward.control.client import survey
+    from wslnet.forward.control.statefile import state_dir
+    from wslnet.forward.control.status import render_running
 
-    doc = _api_client(api).call("/v1/status")
-    click.echo(json.dumps(doc, indent=2) if as_json else render(doc))
+    seen = survey(_api_url(api))
+    if as_json:
+        click.echo(dumps(document(running=bool(seen), forwarders=[s.as_json() for s in seen])))
+    else:
+        click.echo(render_running(seen, str(state_dir())))
+    sys.exit(0 if seen else 1)
+
+
+def _complete_check(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """`wslnet check li<TAB>`: the check ids and their families (listeners, raw...)."""
+    from wslnet.check import runner
+
+    checks = runner.select([])
+    names = {c.id: c.title for c in checks}
+    for c in checks:
+        family = c.id.split(".")[0]
+        names.setdefault(family, f"every {family}.* check")
+    return [
+        click.shell_completion.CompletionItem(name, help=title)
+        for name, title in sorted(names.items())
+        if name.startswith(incomplete)
+    ]
 
 
 @cli.command(context_settings={"show_default": True})
-@click.argument("ids", nargs=-1, metavar="[CHECK]...")
+@click.argument("ids", nargs=-1, metavar="[CHECK]...", shell_complete=_complete_check)
 @click.option("--list", "list_checks", is_flag=True, help="List the checks and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema 1) for scripts.")
 @click.option("-v", "--verbose", is_flag=True, help="Details, evidence and skipped checks.")
@@ -454,6 +508,9 @@ def status(as_json: bool, api: str | None) -> None:
     help="On Windows: start a stopped WSL distribution to read its mode and listeners.",
 )
 @click.option("--no-picture", is_flag=True, help="No drawing of the network above the findings.")
+@click.option(
+    "--ascii", is_flag=True, help="ASCII only, no box drawing (chosen by itself under LANG=C)."
+)
 @click.option("--target", multiple=True, help="Also measure the path MTU to this address.")
 def check(
     ids: tuple[str, ...],
@@ -468,18 +525,29 @@ def check(
     report: bool,
     boot: bool,
     no_picture: bool,
+    ascii: bool,
     target: tuple[str, ...],
 ) -> None:
     """Diagnose WSL networking: every finding with its fix.
 
-    Exit code 0 when nothing failed, 1 when something did, 2 for bad usage.
+    CHECK is a check id or a family of them (`wslnet check --list` lists them); none
+    runs every check. Exit code 0 when nothing failed, 1 when something did, 2 for bad
+    usage.
+
+    \b
+    Examples:
+      wslnet check                          (everything, the network drawn on top)
+      wslnet check listeners --port 5173    (can Windows reach my dev server?)
+      wslnet check host --host-port 5432    (can I reach Postgres on Windows?)
+      wslnet check dns                      (is the resolver alive?)
+      wslnet check --json | jq '.findings[] | select(.status == "fail")'
+      sudo "$(command -v wslnet)" check raw (packet-level checks need root)
     """
     import asyncio
 
     debug = click.get_current_context().find_object(Session)
     from wslnet.check import render, runner
     from wslnet.check.context import Context, Options
-    from wslnet.check.model import Finding
     from wslnet.where import detect
 
     if list_checks:
@@ -499,23 +567,45 @@ def check(
     if report:
         from wslnet.check import report as facts
 
-        settings = facts.settings(context.wslconfig_read())
-        click.echo(render.as_markdown(env, findings, facts.versions(env), settings))
+        path, conf = context.wslconfig_seen()
+        user = facts.windows_user(path)
+        settings = facts.settings(conf)
+        click.echo(facts.markdown_report(env, findings, facts.versions(env), settings, user))
     elif as_json:
         click.echo(render.as_json(env, findings))
     else:
-        width, ascii_only = render.terminal()
-        if not no_picture:
-            from wslnet.check.picture import picture
-
-            click.echo(picture(env, findings, width, ascii_only, render.use_color()) + "\n")
-        text = render.for_people(findings, verbose, render.use_color(), ascii_only)
-        if ascii_only:  # a legacy code page: what it cannot show becomes "?", not a crash
-            encoding = getattr(sys.stdout, "encoding", None) or "ascii"
-            text = text.encode(encoding, "replace").decode(encoding)
-        click.echo(text)
+        ids_run = [c.id for c in selected]
+        click.echo(_for_people(env, findings, ids_run, verbose, ascii, no_picture, no_raw, ids))
     failed = any(f.status in ("fail", "crash") for f in findings)
     sys.exit(1 if failed else 0)
+
+
+def _for_people(
+    env: Environment,
+    findings: list[Finding],
+    ids_run: list[str],
+    verbose: bool,
+    ascii: bool,
+    no_picture: bool,
+    no_raw: bool,
+    ids: tuple[str, ...],
+) -> str:
+    """`check`'s text: the picture (when the run gathered what it shows), the findings
+    wrapped to the terminal, and the hint for checks that need root."""
+    from wslnet.check import render
+    from wslnet.check.picture import drawable, picture
+
+    width, ascii_only = render.terminal(ascii)
+    color = render.use_color()
+    text = render.for_people(findings, verbose, color, ascii_only, render.wrap_width(width))
+    if not no_picture and drawable(env, set(ids_run)):
+        text = picture(env, findings, width, ascii_only, color) + "\n\n" + text
+    given = sys.argv[sys.argv.index("check") + 1 :] if "check" in sys.argv else list(ids)
+    hint = render.root_hint(env, ids_run, not no_raw, given)
+    text += f"\n{hint}" if hint else ""
+    if ascii_only:  # LANG=C or a legacy code page: what it cannot show becomes "?"
+        text = text.encode("ascii", "replace").decode("ascii")
+    return text
 
 
 @cli.group()
@@ -580,7 +670,9 @@ def listeners(as_json: bool, wslconfig: str | None) -> None:
 
         click.echo(dumps(document(listeners=[x.as_json() for x in found])))
         return
-    click.echo(mod.render_table(found))
+    from wslnet.check.render import terminal, wrap_width
+
+    click.echo(mod.render_table(found, wrap_width(terminal()[0])))
 
 
 @cli.group()
@@ -670,9 +762,34 @@ def probe_arp(address: str | None, timeout: float, as_json: bool) -> None:
     _report("arp", r, as_json, r.mac is not None, line)
 
 
+# Exit codes: 0 ok, 1 a failure found or no answer, 2 bad usage, 130 interrupted (Ctrl+C),
+# 141 the output pipe closed early (128 + SIGPIPE: what a shell reports for `ls | head`).
+PIPE_CLOSED = 141
+
+
+def pipe_closed() -> NoReturn:
+    """The reader of our output has gone (`wslnet check | head -3`): end quietly. What is
+    still buffered goes to devnull, else Python's flush at exit fails again (the signal
+    module's note on SIGPIPE in the Python docs)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # a stdout without a descriptor (a test runner's): nothing to flush later
+    sys.exit(PIPE_CLOSED)
+
+
 def main() -> None:
     try:
-        cli.main(prog_name="wslnet", standalone_mode=False)
+        try:
+            cli.main(prog_name="wslnet", standalone_mode=False)
+        finally:
+            if sys.stdout is not None:  # None without one (pythonw, `>&-`)
+                sys.stdout.flush()  # a closed pipe shows here, while we can still end quietly
+    except BrokenPipeError:
+        pipe_closed()
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -26,12 +26,29 @@ def read_sockets() -> tuple[list[procnet.SocketEntry], list[Problem]]:
     return entries, problems
 
 
-def render_table(found: list[Listener]) -> str:
-    """`wslnet listeners` for people: one line per socket."""
-    lines = [f"{'PROTO':<6}{'ADDRESS':<28}{'PROCESS':<20}{'WINDOWS':<11}WHY"]
+def render_table(found: list[Listener], width: int | None = None) -> str:
+    """`wslnet listeners` for people: one socket a line, its WHY wrapped to `width` (None:
+    unwrapped) under its own column, or below the row where that column would be too
+    narrow; words are never cut."""
+    import textwrap
+
+    column = 6 + 28 + 20 + 13
+    below = width is not None and width - column < 30
+    head = f"{'PROTO':<6}{'ADDRESS':<28}{'PROCESS':<20}{'WINDOWS':<13}"
+    lines = [head.rstrip() if below else head + "WHY"]
+    indent = " " * (6 if below else column)
     for x in found:
         where = f"[{x.address}]:{x.port}" if ":" in x.address else f"{x.address}:{x.port}"
         proto = x.proto + ("6" if x.family == "ipv6" else "")
         who = f"{x.process}/{x.pid}" if x.process else "-"
-        lines.append(f"{proto:<6}{where:<28}{who:<20}{x.windows_localhost:<11}{x.reason}")
+        row = f"{proto:<6}{where:<27} {who:<19} {x.windows_localhost:<13}"
+        if width is None:
+            lines.append(row + x.reason)
+            continue
+        first = indent if below else row
+        why = textwrap.wrap(
+            x.reason, width, initial_indent=first, subsequent_indent=indent,
+            break_long_words=False, break_on_hyphens=False,
+        )  # fmt: skip
+        lines += [row.rstrip(), *why] if below else why or [row.rstrip()]
     return "\n".join(lines)

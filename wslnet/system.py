@@ -72,6 +72,13 @@ def env(name: str) -> str | None:
     return os.environ.get(name)
 
 
+def no_window() -> int:
+    """creationflags for a child: CREATE_NO_WINDOW on Windows (else under pythonw each
+    console program flashes a window, and a long-lived one keeps it open); 0 elsewhere."""
+    flag: int = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+    return flag
+
+
 def execute(argv: list[str], timeout: float) -> tuple[int, str, str]:
     """Runs a command: (exit code, stdout, stderr), decoded as wsl.exe needs.
 
@@ -86,6 +93,7 @@ def execute(argv: list[str], timeout: float) -> tuple[int, str, str]:
             timeout=timeout,
             stdin=subprocess.DEVNULL,
             env={**os.environ, "WSL_UTF8": "1"},
+            creationflags=no_window(),
         )
     except subprocess.TimeoutExpired:
         return 124, "", f"{argv[0]} gave no answer in {timeout:g} s"
@@ -177,6 +185,23 @@ def socket_owners() -> dict[int, tuple[int, str]]:
     return owners
 
 
+def processes_visible() -> bool:
+    """Whether every process's file descriptors can be read here (so a socket with no
+    owner among them has none in this PID namespace)."""
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return False
+    for pid in pids:
+        try:
+            os.listdir(f"/proc/{pid}/fd")
+        except FileNotFoundError:
+            continue  # exited meanwhile
+        except OSError:
+            return False
+    return True
+
+
 def is_root_or_raw_capable() -> bool:
     """Root, or CAP_NET_RAW in the effective set: raw probes are possible."""
     if sys.platform == "win32":
@@ -192,7 +217,10 @@ def is_root_or_raw_capable() -> bool:
 
 
 def windows_userprofile() -> str | None:
-    """%UserProfile% as a Linux path, through wslvar or cmd.exe, then wslpath."""
+    """%UserProfile% as a Linux path, through wslvar or cmd.exe, then wslpath (never
+    when interop is off: cmd.exe would fail or hang)."""
+    if interop_off() is not None:
+        return None
     win = run(["wslvar", "USERPROFILE"], timeout=3)
     if not win:
         win = run(["cmd.exe", "/c", "echo %USERPROFILE%"], timeout=3)
@@ -252,12 +280,32 @@ def windows_exe(name: str, args: list[str], timeout: float = 3.0) -> tuple[int, 
     return execute([name, *args], timeout)
 
 
+INTEROP_MARKER = "/proc/sys/fs/binfmt_misc/WSLInterop"
+
+
+def interop_off() -> str | None:
+    """Why WSL's interop is switched off (read first, so no Windows tool is launched:
+    each would fail or hang ~10 s), or None."""
+    from wslnet.facts.wslconfig import parse
+
+    marker = read_text(INTEROP_MARKER, limit=4096)
+    if marker is not None and marker.split("\n", 1)[0].strip() == "disabled":
+        return f"interop is off ({INTEROP_MARKER} reads 'disabled')"
+    conf = read_text("/etc/wsl.conf")
+    if conf is not None and parse(conf, "wslconf").flag("interop.enabled") is False:
+        return "interop is off ([interop] enabled=false in /etc/wsl.conf)"
+    return None
+
+
 def interop_status(in_wsl: bool) -> str | None:
     """None when Windows programs can run from here, else why not."""
     if sys.platform == "win32":
         return None
     if not in_wsl:
         return "not in WSL: there is no Windows here to ask"
+    off = interop_off()
+    if off is not None:
+        return off
     if shutil.which("netsh.exe") is None and shutil.which("powershell.exe") is None:
         return (
             "Windows programs are not on PATH (interop off with [interop] enabled=false, or "

@@ -7,11 +7,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal, get_args
 
+# Where a fix's commands run: here (this shell), here as root, on Windows in PowerShell,
+# or on Windows in PowerShell as Administrator.
+Where = Literal["here", "here-root", "windows", "windows-admin"]
+WHERES: tuple[Where, ...] = get_args(Where)
+
 
 @dataclass
 class Fix:
     text: str
     commands: list[str] = field(default_factory=list)
+    where: Where = "here"  # set where the verdict is made; every renderer says it
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ Cause = Literal[
     "not-wsl",  # not in WSL: nothing to judge
     "wsl-dns-tunnel",  # WSL's own DNS tunnel
     "resolved-stub",  # systemd-resolved's stub
+    "wslnet-forward",  # a running `wslnet forward`'s own listener
     "container-published",  # a container's: reached through a published port
     "container-loopback",  # a container's loopback: no published port reaches it
 ]
@@ -81,10 +88,12 @@ class Listener:
     vm_address: bool
     lan: bool
     fix: Fix | None
+    wslnet_rule: int | None = None  # the socket is this rule's of a running wslnet forward
 
     def as_json(self) -> dict[str, object]:
         doc = asdict(self)
         fix = self.fix
         doc["fix"] = fix.text if fix is not None else None
         doc["fix_commands"] = fix.commands if fix is not None else []
+        doc["fix_where"] = fix.where if fix is not None else None
         return doc

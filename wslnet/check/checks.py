@@ -65,7 +65,14 @@ async def listeners(ctx: Context) -> list[Finding]:
     return verdicts.listeners(found, problems, ctx.options.port, mode)
 
 
-@check("host.address", "The Windows host's address from here", applies=needs_wsl)
+def needs_network(ctx: Context) -> str | None:
+    """WSL with a network: with networking off by configuration there is no host to find."""
+    if verdicts.networking_off(ctx.env) is not None:
+        return "networking is off in this WSL VM (see environment.kind)"
+    return needs_wsl(ctx)
+
+
+@check("host.address", "The Windows host's address from here", applies=needs_network)
 async def host_address(ctx: Context) -> list[Finding]:
     return verdicts.host_address(ctx.host())
 
@@ -141,3 +148,17 @@ async def mirrored_mode(ctx: Context) -> list[Finding]:
     has_default = any(r.is_default for r in system.routes())
     _, conf = await ctx.wslconfig()
     return verdicts.mirrored(has_default, conf)
+
+
+@check("wsl.other-distros", "Listening sockets owned outside this distribution", applies=needs_wsl)
+async def listener_owners(ctx: Context) -> list[Finding]:
+    found, _ = await ctx.listeners()
+    return verdicts.unowned(found, await asyncio.to_thread(system.processes_visible))
+
+
+@check("network.ignored-ports", "Mirrored mode's ignoredPorts against WSL's listeners",
+       applies=needs_mirrored)  # fmt: skip
+async def ignored_ports(ctx: Context) -> list[Finding]:
+    _, conf = await ctx.wslconfig()
+    found, _ = await ctx.listeners()
+    return verdicts.ignored_ports(conf, sorted({x.port for x in found}))

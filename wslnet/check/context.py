@@ -38,6 +38,18 @@ def host_path(address: str) -> HostPath:
     )
 
 
+def forwarded_sockets() -> dict[tuple[str, str, int], tuple[int, int]]:
+    """(proto, address, port) -> (rule, pid) of every running wslnet forwarder's socket."""
+    from wslnet.registry import running
+
+    return {
+        (proto, host, port): (rule.id, reg.pid)
+        for reg in running()
+        for rule in reg.rules
+        for proto, (host, port) in ((rule.proto, x) for x in rule.listen)
+    }
+
+
 @dataclass
 class Options:
     host_ports: list[int] = field(default_factory=list)
@@ -61,6 +73,14 @@ class Context:
     _listeners: tuple[list[Listener], list[Problem]] | None = None
     _windows: WindowsFacts | None = None
     _wsl: WslFacts | None = None
+    _profile: tuple[str | None] | None = None  # %UserProfile%, once asked
+
+    async def windows_profile(self) -> str | None:
+        """%UserProfile% as a Linux path, asked of Windows (cmd.exe) once per run."""
+        async with self.lock("profile"):
+            if self._profile is None:
+                self._profile = (await asyncio.to_thread(system.windows_userprofile),)
+            return self._profile[0]
 
     def lock(self, name: str) -> asyncio.Lock:
         """One lock per fact, so a fact several checks need is gathered once."""
@@ -80,7 +100,7 @@ class Context:
                     profile = system.env("USERPROFILE")
                     path = f"{profile}\\.wslconfig" if profile else None
                 elif path is None and self.env.in_wsl:
-                    profile = await asyncio.to_thread(system.windows_userprofile)
+                    profile = await self.windows_profile()
                     path = f"{profile}/.wslconfig" if profile else None
                 text = system.read_text(path) if path else None
                 self._wslconfig = (path, parse(text) if text is not None else None)
@@ -105,8 +125,9 @@ class Context:
                     env = self.env
                     owners = system.socket_owners()
                     found = judge_all(
-                        entries, mode, not off, env.vm_addresses, container, owners, env.dns_tunnel
-                    )
+                        entries, mode, not off, env.vm_addresses, container, owners,
+                        env.dns_tunnel, forwarded_sockets(),
+                    )  # fmt: skip
                     self._listeners = (found, problems)
             return self._listeners
 
@@ -128,7 +149,7 @@ class Context:
         if self.env.kind == "windows":
             path: Path | None = paths.forward_config(windows=True)
         else:
-            profile = await asyncio.to_thread(system.windows_userprofile)
+            profile = await self.windows_profile()
             path = paths.forward_config_of(Path(profile)) if profile else None
         return await asyncio.to_thread(forwarder.listens, path)
 
@@ -156,9 +177,9 @@ class Context:
                 self._windows = await windows_facts.gather(await self.relay_ports(), lan)
             return self._windows
 
-    def wslconfig_read(self) -> WslConfig | None:
-        """The .wslconfig as the checks read it (None if no check did, or none exists)."""
-        return self._wslconfig[1] if self._wslconfig is not None else None
+    def wslconfig_seen(self) -> tuple[str | None, WslConfig | None]:
+        """(path, .wslconfig) as the checks read them ((None, None) if no check did)."""
+        return self._wslconfig if self._wslconfig is not None else (None, None)
 
     def wslconf(self) -> WslConfig | None:
         text = system.read_text("/etc/wsl.conf")

@@ -82,6 +82,7 @@ class Check:
     func: CheckFunc
     applies: Applies
     timeout: float
+    budget: float | None = None  # its own budget in place of the run's (the Windows facts)
 
 
 REGISTRY: list[Check] = []
@@ -92,12 +93,16 @@ def always(ctx: Context) -> str | None:
 
 
 def check(
-    id: str, title: str, applies: Applies = always, timeout: float = 3.0
+    id: str,
+    title: str,
+    applies: Applies = always,
+    timeout: float = 3.0,
+    budget: float | None = None,
 ) -> Callable[[CheckFunc], CheckFunc]:
     """Declares a check once: its id, title, when it applies and its time limit."""
 
     def register(func: CheckFunc) -> CheckFunc:
-        REGISTRY.append(Check(id, title, func, applies, timeout))
+        REGISTRY.append(Check(id, title, func, applies, timeout, budget))
         return func
 
     return register

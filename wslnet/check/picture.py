@@ -1,11 +1,12 @@
 """The network as a picture, at the top of `wslnet check` for people (never in --json):
 the Windows host, the link, the VM, and one line per listening port with the path a
 Windows client takes and its verdict. Built from the findings alone (pure), so it
-always agrees with them; fits the width it is given; ASCII where the terminal cannot
-show box drawing; at most MAX_PORTS lines, problems first, then a count."""
+always agrees with them; wraps to the width it is given, never dropping a verdict; ASCII
+where the terminal cannot show box drawing; at most MAX_PORTS ports, problems first."""
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import click
@@ -22,12 +23,26 @@ class Glyphs:
     to: str
     blocked: str
     link: str
+    broken: str
     own: str
     ellipsis: str
 
 
-UNICODE = Glyphs("─▶", "─╳", "═══", "·", "…")
-ASCII = Glyphs("->", "-x", "===", ".", "...")
+UNICODE = Glyphs("─▶", "─╳", "═══", "═╳═", "·", "…")
+ASCII = Glyphs("->", "-x", "===", "=x=", ".", "...")
+
+# The checks whose findings the picture is drawn from: a run without them draws nothing
+# rather than a "?" or "(no listening ports)" that only means "not looked at".
+_PORTS = ("listeners.bind-address", "wsl.listeners")
+_LINK = ("host.address", "raw.host")  # the host-VM link, by their verdicts
+
+
+def drawable(env: Environment, selected: set[str]) -> bool:
+    """Whether a run of the `selected` check ids gathers what the picture shows."""
+    if not selected & {"listeners.bind-address" if env.kind != "windows" else "wsl.listeners"}:
+        return False
+    nat = env.in_wsl and env.networking_mode not in ("mirrored", "wsl1")
+    return not nat or "host.address" in selected
 
 
 # Why Windows cannot reach a port, in a few words (the finding below says it all);
@@ -45,6 +60,7 @@ _BLOCKED: dict[Cause, str] = {
 _OWN: dict[Cause, str] = {
     "wsl-dns-tunnel": "WSL's DNS tunnel (dnsTunneling)",
     "resolved-stub": "systemd-resolved's local DNS stub",
+    "wslnet-forward": "wslnet forward's own",
     "not-wsl": "not in WSL",
 }
 
@@ -78,8 +94,22 @@ def _port_line(ev: dict[str, object], mode: str | None, g: Glyphs) -> tuple[int,
     return 0, f"  {proto}localhost:{port} {g.blocked} {where}{proc}: {why}, fix below"
 
 
-def _fit(line: str, width: int, g: Glyphs) -> str:
-    return line if len(line) <= width else line[: width - len(g.ellipsis)] + g.ellipsis
+def _count(listed: object) -> int:
+    return len(listed) if isinstance(listed, list) else 0
+
+
+_LINK_WORDS = {"host.address": "no host found", "raw.host": "the host does not answer"}
+
+
+def _fit(line: str, width: int) -> list[str]:
+    """The line in pieces that fit `width`, words whole, continued under a deeper indent:
+    the verdict at its end is never cut off."""
+    if len(line) <= width:
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip()) + 4)
+    return textwrap.wrap(
+        line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    )
 
 
 # Port lines by rank: a problem, a maybe, fine, not Windows' business.
@@ -112,11 +142,15 @@ def picture(
     elif mode == "wsl1":
         head = f"Windows {g.link} WSL1: one network stack {g.link} WSL{distro}"
     elif env.in_wsl:
-        link = f"{g.link} {(mode or '?').upper()} {g.link}"
+        broken = next((f for f in findings if f.id in _LINK and f.status == "fail"), None)
+        bar = g.broken if broken else g.link
+        link = f"{bar} {(mode or '?').upper()} {bar}"
         head = f"Windows host {host_addr} {link} WSL VM {vm}{distro}"
+        if broken is not None:
+            head += f": {_LINK_WORDS[broken.id]}, fix below"
     else:
         head = f"{env.kind}: not WSL"
-    ports = [f for f in findings if f.id in ("listeners.bind-address", "wsl.listeners")]
+    ports = [f for f in findings if f.id in _PORTS]
     rows = sorted(
         (_port_line(f.evidence, mode, g) for f in ports if "port" in f.evidence),
         key=lambda r: r[0],
@@ -125,10 +159,13 @@ def picture(
     if len(rows) > MAX_PORTS:
         lines.append((3, f"  {g.ellipsis} and {len(rows) - MAX_PORTS} more ports (findings below)"))
     if not rows:
-        lines.append((3, "  (no listening ports)"))
+        sockets = sum(_count(f.evidence.get("listeners")) for f in ports)
+        plural = "" if sockets == 1 else "s"
+        empty = f"  {sockets} listening socket{plural}, not for Windows" if sockets else ""
+        lines.append((3, empty or "  (no listening ports)"))
     out = []
     for rank, line in lines:
-        fitted = _fit(line, width, g)  # before styling: escape codes take no columns
         hue = _RANK_COLORS[rank] if color else None
-        out.append(click.style(fitted, fg=hue) if hue else fitted)
+        for piece in _fit(line, width):  # before styling: escape codes take no columns
+            out.append(click.style(piece, fg=hue) if hue else piece)
     return "\n".join(out)

@@ -37,7 +37,7 @@ async def _run_one(check: Check, ctx: Context, debug: bool) -> list[Finding]:
     if why is not None:
         found = [finding("skip", check.title, detail=why)]
     else:
-        limit = min(check.timeout, budget(ctx))
+        limit = min(check.timeout, max(budget(ctx), check.budget or 0))
         try:
             found = await asyncio.wait_for(check.func(ctx), limit)
         except asyncio.TimeoutError:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from wslnet import system
 from wslnet.check import verdicts
 from wslnet.check.context import Context
-from wslnet.check.model import Finding, check, skip
+from wslnet.check.model import Finding, check, ok, skip
+from wslnet.check.windows_facts import WINDOWS_BUDGET
 
 
 def needs_windows(ctx: Context) -> str | None:
@@ -29,12 +30,19 @@ async def excluded_ports(ctx: Context) -> list[Finding]:
     return verdicts.excluded_ports(ports, facts)
 
 
-@check("windows.portproxy", "netsh portproxy rules (stale ones, conflicts)", applies=needs_windows)
+@check(
+    "windows.portproxy",
+    "netsh portproxy rules (stale ones, conflicts, the IP Helper service)",
+    applies=needs_windows,
+    timeout=WINDOWS_BUDGET,
+    budget=WINDOWS_BUDGET,
+)
 async def portproxy(ctx: Context) -> list[Finding]:
     facts = await ctx.windows()
     addresses = await ctx.vm_addresses()
     vm = addresses[0] if addresses else None
-    return verdicts.portproxy(facts, vm, set(await ctx.relay_ports()))
+    ps = await facts.powershell() if facts.portproxy else None  # iphlpsvc, only if it matters
+    return verdicts.portproxy(facts, vm, set(await ctx.relay_ports()), ps)
 
 
 @check("windows.port-owner", "Who holds each WSL port on Windows", applies=needs_windows)
@@ -45,21 +53,40 @@ async def port_owner(ctx: Context) -> list[Finding]:
     return verdicts.port_owners(ports, await ctx.windows())
 
 
-@check("windows.reach", "Windows localhost reaches each WSL port", applies=needs_windows)
+@check(
+    "windows.reach",
+    "Windows localhost reaches each WSL port",
+    applies=needs_windows,
+    timeout=WINDOWS_BUDGET,
+    budget=WINDOWS_BUDGET,
+)
 async def windows_reach(ctx: Context) -> list[Finding]:
     ports = await ctx.relay_ports()
     if not ports:
         return [skip("No WSL listener for WSL's relay to forward")]
-    return verdicts.windows_reach(ports, await ctx.windows())
-
-
-@check("windows.firewall", "Windows' and the Hyper-V firewall for WSL", applies=needs_windows)
-async def firewall(ctx: Context) -> list[Finding]:
     facts = await ctx.windows()
-    mode = ctx.env.networking_mode
+    return verdicts.windows_reach(ports, facts, await facts.powershell())
+
+
+@check(
+    "windows.firewall",
+    "Windows' and the Hyper-V firewall for WSL",
+    applies=needs_windows,
+    timeout=WINDOWS_BUDGET,
+    budget=WINDOWS_BUDGET,
+)
+async def firewall(ctx: Context) -> list[Finding]:
+    ps = await (await ctx.windows()).powershell()
+    mode = await _mode(ctx)
+    lan = [(x.proto, x.port) for x in await ctx.forward_listens() if not x.loopback]
+    return verdicts.windows_firewall(mode, ps, lan)
+
+
+async def _mode(ctx: Context) -> str | None:
+    """The networking mode: this VM's, or on Windows the default distribution's."""
     if ctx.env.kind == "windows":
-        mode = (await ctx.wsl()).mode
-    return verdicts.windows_firewall(mode, facts)
+        return (await ctx.wsl()).mode
+    return ctx.env.networking_mode
 
 
 def on_windows(ctx: Context) -> str | None:
@@ -92,3 +119,47 @@ async def docker(ctx: Context) -> list[Finding]:
         system.windows_exe, "docker.exe", ["info", "--format", "{{.OSType}}|{{.OperatingSystem}}"]
     )
     return verdicts.docker(code, out, system.which("docker-machine.exe") is not None)
+
+
+@check("windows.vpn", "A VPN adapter on Windows (NAT mode)", applies=needs_windows,
+       timeout=WINDOWS_BUDGET, budget=WINDOWS_BUDGET)  # fmt: skip
+async def vpn(ctx: Context) -> list[Finding]:
+    import asyncio
+
+    from wslnet.facts import resolv
+    from wslnet.probe import dns
+
+    ps = await (await ctx.windows()).powershell()
+    mode = await _mode(ctx)
+    answers: bool | None = None
+    text = system.read_text("/etc/resolv.conf") if ctx.env.kind != "windows" else None
+    servers = resolv.parse(text).nameservers if text else []
+    if mode == "nat" and servers and any(a.vpn for a in ps.adapters):
+        results = await asyncio.gather(*(dns.query(s, timeout=1.0) for s in servers))
+        answers = any(r.alive for r in results)
+    return verdicts.vpn(ps, mode, answers)
+
+
+@check("windows.proxy", "A proxy setting that points at a Windows proxy on loopback",
+       applies=needs_windows)  # fmt: skip
+async def windows_proxy(ctx: Context) -> list[Finding]:
+    from wslnet.facts import proxy
+
+    if ctx.env.kind == "windows":
+        return [skip("Inside WSL only: its proxy settings against the Windows proxy")]
+    found = [p for n in proxy.ENV_NAMES if (p := proxy.parse_url(n, system.env(n) or ""))]
+    if not found:
+        return [skip("No proxy set (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY)")]
+    facts = await ctx.windows()
+    bad = verdicts.unreadable("who listens on which port", facts.outputs["netstat"])
+    if bad is not None:
+        return [bad]
+    host = ctx.host().address
+    mode = ctx.env.networking_mode
+    findings = []
+    for p in found:
+        bound = [a for _, _, a in facts.owners(p.port)]
+        hit = verdicts.proxy_on_windows_loopback(p, host, bound, mode)
+        if hit is not None:
+            findings.append(hit)
+    return findings or [ok("No proxy setting points at a Windows proxy bound to loopback")]

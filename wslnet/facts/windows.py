@@ -46,6 +46,7 @@ def parse_excluded(text: str, proto: Proto = "tcp") -> tuple[list[Excluded], lis
     found: list[Excluded] = []
     problems: list[Problem] = []
     current = proto
+    headings = 0
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         m = _RANGE.match(line)
@@ -59,6 +60,13 @@ def parse_excluded(text: str, proto: Proto = "tcp") -> tuple[list[Excluded], lis
         heading = _PROTO.search(line)
         if heading and not any(ch.isdigit() for ch in line):
             current = "udp" if heading[1].lower() == "udp" else "tcp"
+            headings += 1
+        elif any(ch.isdigit() for ch in line):
+            problems.append(Problem(number, raw, "not a port range (cut off?)"))
+    if not headings and not found:
+        # netsh always prints its "Protocol tcp ..." heading: without it this is not
+        # the table, and "no ranges" would be a false all-clear.
+        problems.append(Problem(0, text[:200], "no excluded port range table"))
     return found, problems
 
 
@@ -112,19 +120,26 @@ def parse_portproxy(text: str) -> tuple[list[PortProxy], list[Problem]]:
     found: list[PortProxy] = []
     problems: list[Problem] = []
     kind = "v4tov4"
+    headings = 0
+    lines = 0
     for number, raw in enumerate(text.splitlines(), 1):
         words = raw.split()
+        lines += bool(words)
         if len(words) == 4:
             listen, connect = _ports(words[1]), _ports(words[3])
             if listen and connect and _address(words[0]) and _address(words[2]):
                 found.append(PortProxy(kind, words[0], *listen, words[2], *connect))
                 continue
-            if any(ch.isdigit() for ch in raw) and not set(raw.strip()) <= set("- "):
-                problems.append(Problem(number, raw, "not a portproxy rule"))
-            continue
         m = _KIND.search(raw)
         if m and ":" in raw:
             kind = f"v{m[1]}tov{m[2]}"
+            headings += 1
+        elif any(_ports(w) for w in words):  # a row's port number, but not a whole row
+            problems.append(Problem(number, raw, "not a portproxy rule (cut off?)"))
+    if lines and not headings and not found:
+        # No rules prints nothing; text without the "Listen on ipv4:" heading is not the
+        # table, and "no rules" would be a false all-clear.
+        problems.append(Problem(0, text[:200], "no portproxy table"))
     return found, problems
 
 
@@ -268,6 +283,27 @@ def firewall_action(value: object) -> str | None:
 
 # NetConnectionProfile.NetworkCategory: numbers in Windows PowerShell 5.1.
 NETWORK_CATEGORIES = {0: "Public", 1: "Private", 2: "DomainAuthenticated"}
+# The firewall profile that applies to each category (Get-NetFirewallProfile's Name).
+FIREWALL_PROFILES = {"Public": "Public", "Private": "Private", "DomainAuthenticated": "Domain"}
+
+
+def firewall_profile(category: str | None) -> str | None:
+    """The firewall profile (Domain, Private, Public) of a network category."""
+    return FIREWALL_PROFILES.get(category or "", category)
+
+
+# GpoBoolean (Get-NetFirewallHyperVVMSetting's Enabled, Get-NetFirewallProfile's Enabled):
+# three states, printed as numbers by Windows PowerShell 5.1's ConvertTo-Json.
+GPO_BOOLEAN: dict[object, bool | None] = {
+    0: False, 1: True, 2: None, "False": False, "True": True, "NotConfigured": None,
+}  # fmt: skip
+
+
+def gpo_boolean(value: object) -> bool | None:
+    """True, False, or None for NotConfigured (the default applies) and the unknown."""
+    if isinstance(value, bool):
+        return value
+    return GPO_BOOLEAN.get(value if isinstance(value, (int, str)) else None)
 
 
 def network_category(value: object) -> str | None:
@@ -286,3 +322,113 @@ def new_firewall_rule(proto: str, port: int) -> str:
         f'New-NetFirewallRule -DisplayName "wslnet {port}" -Direction Inbound '
         f"-Protocol {proto.upper()} -LocalPort {port} -Action Allow"
     )
+
+
+@dataclass(frozen=True)
+class PortFilter:
+    """An enabled inbound Allow rule's protocol and local ports, as Get-NetFirewallPortFilter
+    gives them: Protocol "TCP", "UDP", "Any" (or a number); LocalPort "Any", "5000",
+    "5000-5010", a keyword such as "RPC", or a list of these (one string when single)."""
+
+    protocol: str
+    ports: tuple[str, ...]
+
+    def admits(self, proto: str, port: int) -> bool:
+        numbers = {"tcp": "6", "udp": "17"}
+        if self.protocol.lower() not in ("any", proto, numbers.get(proto, "")):
+            return False
+        return any(_port_matches(p, port) for p in self.ports)
+
+
+def _port_matches(spec: str, port: int) -> bool:
+    spec = spec.strip()
+    if spec.lower() == "any":
+        return True
+    low, _, high = spec.partition("-")
+    if not low.isdigit() or (high and not high.isdigit()):
+        return False  # RPC, IPHTTPS...: not a port number
+    return int(low) <= port <= int(high or low)
+
+
+def port_filters(value: object) -> list[PortFilter]:
+    """The port filters in PowerShell's JSON (one object unwrapped by 5.1, or a list)."""
+    items = value if isinstance(value, list) else [value] if value is not None else []
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        proto, ports = item.get("Protocol"), item.get("LocalPort")
+        listed = ports if isinstance(ports, list) else [ports]
+        out.append(PortFilter(str(proto or "Any"), tuple(str(p) for p in listed if p is not None)))
+    return out
+
+
+# ServiceControllerStatus and ServiceStartMode, as numbers in Windows PowerShell 5.1.
+SERVICE_STATUS = {1: "Stopped", 2: "StartPending", 3: "StopPending", 4: "Running",
+                  5: "ContinuePending", 6: "PausePending", 7: "Paused"}  # fmt: skip
+START_MODE = {0: "Boot", 1: "System", 2: "Automatic", 3: "Manual", 4: "Disabled"}
+
+
+@dataclass(frozen=True)
+class Service:
+    """A Windows service's state (Get-Service): Running, Stopped...; Automatic, Disabled..."""
+
+    name: str
+    status: str
+    start: str
+
+    @property
+    def running(self) -> bool:
+        return self.status == "Running"
+
+
+def service(name: str, value: object) -> Service | None:
+    if not isinstance(value, dict):
+        return None
+    return Service(name, _enum(value.get("Status"), SERVICE_STATUS),
+                   _enum(value.get("StartType"), START_MODE))  # fmt: skip
+
+
+def _enum(value: object, names: dict[int, str]) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return names.get(value, str(value))
+    return str(value) if value is not None else "?"
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A network adapter that is up on Windows (Get-NetAdapter), with its IPv4 metric."""
+
+    name: str
+    description: str
+    metric: int | None
+
+    @property
+    def vpn(self) -> str | None:
+        """The VPN product this adapter belongs to, if it is one (by its driver's name)."""
+        text = f"{self.description} {self.name}".lower()
+        return next((product for marks, product in VPN_ADAPTERS if any(m in text for m in marks)),
+                    None)  # fmt: skip
+
+
+# Driver descriptions VPN clients give their adapters (shared wsl-networking.md section 9).
+VPN_ADAPTERS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("anyconnect", "cisco systems vpn"), "Cisco AnyConnect"),
+    (("pangp", "globalprotect"), "GlobalProtect"),
+    (("zscaler",), "Zscaler"),
+    (("fortinet", "forticlient"), "FortiClient"),
+    (("juniper", "pulse secure", "ivanti"), "Ivanti/Pulse"),
+    (("tap-windows", "tap-win32", "openvpn"), "OpenVPN"),
+    (("wireguard",), "WireGuard"),
+)
+
+
+def adapters(value: object) -> list[Adapter]:
+    items = value if isinstance(value, list) else [value] if value is not None else []
+    out = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("Name"), str):
+            metric = item.get("Metric")
+            out.append(Adapter(str(item["Name"]), str(item.get("InterfaceDescription") or ""),
+                               metric if isinstance(metric, int) else None))  # fmt: skip
+    return out

@@ -98,11 +98,22 @@ class Entry:
         return f"{self.section}.{self.key}".lower() if self.section else self.key.lower()
 
 
+@dataclass(frozen=True)
+class Typo:
+    """A value WSL does not know that is close to one it does (`networkingMode=mirored`)."""
+
+    line: int
+    key: str  # section.key as documented
+    written: str
+    meant: str
+
+
 @dataclass
 class WslConfig:
     kind: FileKind
     entries: dict[str, Entry] = field(default_factory=dict)  # by lower-case section.key
     problems: list[Problem] = field(default_factory=list)
+    typos: list[Typo] = field(default_factory=list)  # each also among the problems
 
     def get(self, name: str) -> str | None:
         entry = self.entries.get(name.lower())
@@ -219,9 +230,15 @@ def _judge(conf: WslConfig, entry: Entry, known: dict[str, str], raw: str) -> No
         conf.problems.append(Problem(entry.line, raw, f"duplicate key: line {first} wins"))
         return
     canonical = known[name]
-    bad = _bad_value(KNOWN[conf.kind][canonical], entry.value)
+    kind = KNOWN[conf.kind][canonical]
+    bad = _bad_value(kind, entry.value)
     if bad:
         conf.problems.append(Problem(entry.line, raw, f"{canonical}: {bad}"))
+        choices = NETWORKING_MODES if kind == "mode" else ("true", "false") if kind == BOOL else ()
+        close = difflib.get_close_matches(entry.value.lower(), choices, n=1, cutoff=0.6)
+        if close:
+            conf.typos.append(Typo(entry.line, canonical, entry.value, close[0]))
+        return  # WSL warns and keeps its default
     conf.entries[name] = entry
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from wslnet import system
-from wslnet.errors import ListenError, UsageError
+from wslnet.errors import ListenError, UsageError, WslnetError
 from wslnet.forward.control.configfile import FileConfig, default_path
 from wslnet.forward.control.reload import Reloader
 from wslnet.forward.core.config import ForwardConfig, LoopName
@@ -40,6 +40,33 @@ def raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError):
             pass
+
+
+def check_state_folder() -> None:
+    """--api writes its token to the state folder: one that cannot be ours alone ends the
+    start before any rule listens (issue 20), not after."""
+    from wslnet.forward.control.statefile import private_dir, state_dir
+
+    try:
+        private_dir(state_dir())
+    except WslnetError as exc:
+        raise UsageError(exc.message) from None
+    except OSError as exc:
+        raise UsageError(f"cannot make the state folder {state_dir()}: {exc.strerror}") from None
+
+
+def keep_std_fds() -> None:
+    """Descriptors 0-2 open, on the null device where they are closed (a service manager,
+    `>&- 2>&-`): else the log file or an epoll takes one of them, and libuv, which
+    asserts fd > STDERR_FILENO for what it closes, aborts the process (uvloop, SIGTERM)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: `fd`
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def loop_factory(name: LoopName) -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
@@ -96,7 +123,10 @@ def run(config: ForwardConfig, file: FileConfig | None) -> int:
             "wsl.exe is not here, and the wsl target (or --auto) reaches WSL through it: run "
             "wslnet forward on Windows, or inside WSL with interop on"
         )
+    if config.api is not None:
+        check_state_folder()
     raise_fd_limit()
+    keep_std_fds()
     loop_name, factory = loop_factory(config.loop)
     log = EventLog(config.log_format, config.verbosity, log_file=config.log_file)
     try:
@@ -147,7 +177,9 @@ async def _main(config: ForwardConfig, file: FileConfig | None, log: EventLog, l
         if api is not None:
             api.listeners.watch = auto  # the dashboard lists what the watch sees
         tasks.append(asyncio.create_task(auto.run()))
-    with capture_signals(fwd, reloader) as stopped:
+    from wslnet.forward.control.status import registered
+
+    with capture_signals(fwd, reloader) as stopped, registered(fwd, api):
         log("info", "started", rules=len(fwd.table.rules), engine=fwd.engine, loop=loop)
         try:
             await fwd.serve()

@@ -3,22 +3,45 @@
 from __future__ import annotations
 
 from wslnet.check.model import Finding, info, ok, skip, warn
-from wslnet.facts.wslconfig import WslConfig
+from wslnet.facts.wslconfig import Typo, WslConfig
 from wslnet.verdict import Fix
 
 
 def line_problems(path: str, conf: WslConfig) -> list[Finding]:
-    """One warning per line WSL will skip or misread; the file applies after a restart."""
+    """One warning per line WSL will skip or misread; the file applies after a restart.
+    A misspelled value is named with the value meant (a restart alone cannot help)."""
     fix = Fix(f"edit {path}, then run `wsl --shutdown` from Windows")
-    return [
-        warn(
-            f"{path} line {p.line}: WSL will not use it as written",
-            detail=p.why,
-            fix=fix,
-            evidence={"line": p.text},
+    typos = {t.line: t for t in conf.typos}
+    findings = []
+    for p in conf.problems:
+        typo = typos.get(p.line)
+        if typo is not None:
+            findings.append(misspelled(path, typo))
+            continue
+        findings.append(
+            warn(
+                f"{path} line {p.line}: WSL will not use it as written",
+                detail=p.why,
+                fix=fix,
+                evidence={"line": p.text},
+            )
         )
-        for p in conf.problems
-    ]
+    return findings
+
+
+def misspelled(path: str, typo: Typo) -> Finding:
+    key = typo.key.split(".")[1]
+    return warn(
+        f"{path} line {typo.line}: {key}={typo.written} is misspelled: {key}={typo.meant}?",
+        detail=f"WSL does not know {typo.written!r} and uses its default instead",
+        fix=Fix(f"write {key}={typo.meant} on line {typo.line} of {path}"),
+        evidence={
+            "line": typo.line,
+            "key": typo.key,
+            "written": typo.written,
+            "meant": typo.meant,
+        },
+    )
 
 
 def wslconfig_file(path: str | None, conf: WslConfig | None) -> list[Finding]:

@@ -4,8 +4,9 @@ share: traffic from WSL that Windows drops, inbound traffic the Hyper-V firewall
 from __future__ import annotations
 
 from wslnet.check.model import Finding, info, ok, warn
-from wslnet.check.windows_facts import WindowsFacts
-from wslnet.facts.windows import HYPERV_VM, firewall_action, new_firewall_rule
+from wslnet.check.verdicts.windows import unreadable
+from wslnet.check.windows_facts import PowerShellFacts
+from wslnet.facts.windows import HYPERV_VM, new_firewall_rule
 from wslnet.verdict import Fix
 
 FIREWALL_RULE = (
@@ -26,15 +27,20 @@ def firewall_fix() -> Fix:
 HYPERV_ALLOW = f"Set-NetFirewallHyperVVMSetting -Name '{HYPERV_VM}' -DefaultInboundAction Allow"
 
 
-def windows_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
-    """Both firewalls: Windows' (traffic from WSL to Windows services, NAT mode) and the
-    Hyper-V firewall (traffic into WSL, mirrored mode)."""
+def windows_firewall(
+    mode: str | None, facts: PowerShellFacts, lan: list[tuple[str, int]] | None = None
+) -> list[Finding]:
+    """Both firewalls: Windows' (traffic from WSL to Windows services, NAT mode; the LAN
+    ports a forwarder listens on) and the Hyper-V firewall (traffic into WSL, mirrored)."""
+    bad = unreadable("the firewall settings", facts.output)
+    if bad is not None:
+        return [bad]
     findings = []
     profile = facts.wsl_profile
     state = facts.profiles.get(profile or "")
     if mode != "mirrored" and profile and state is not None:
         enabled, inbound = state
-        if enabled and inbound in ("Block", "NotConfigured") and facts.wsl_rules == 0:
+        if enabled is not False and inbound in ("Block", "NotConfigured") and facts.wsl_rules == 0:
             findings.append(
                 warn(
                     f"vEthernet (WSL) is in the {profile} firewall profile, which blocks "
@@ -53,7 +59,18 @@ def windows_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
                     f"{rules} rules admit WSL"
                 )
             )
-    for (proto, port), rules in sorted(facts.lan_rules.items()):
+    findings += lan_rules(facts, lan or [])
+    return findings + hyperv_firewall(mode, facts)
+
+
+def lan_rules(facts: PowerShellFacts, lan: list[tuple[str, int]]) -> list[Finding]:
+    """Each port a forwarder listens on for the LAN, against the enabled inbound Allow
+    rules (ranges, lists, Any, protocol Any, group policy's among them)."""
+    if facts.inbound is None:
+        return []
+    findings = []
+    for proto, port in sorted(lan):
+        rules = facts.admitting(proto, port)
         if rules:
             findings.append(ok(f"{rules} firewall rules admit {proto.upper()} port {port} (LAN)"))
             continue
@@ -68,16 +85,18 @@ def windows_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
                 ),
             )
         )
-    return findings + hyperv_firewall(mode, facts)
+    return findings
 
 
-def hyperv_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
-    """The Hyper-V firewall's verdict on inbound traffic to WSL (it matters in mirrored)."""
-    if facts.hyperv is None:
+def hyperv_firewall(mode: str | None, facts: PowerShellFacts) -> list[Finding]:
+    """The Hyper-V firewall's verdict on inbound traffic to WSL (it matters in mirrored).
+    Enabled is three-state: NotConfigured (None) leaves it on, WSL's default."""
+    hv = facts.hyperv
+    if hv is None:
         return [info("The Hyper-V firewall setting could not be read (Windows 11 22H2+ only)")]
-    inbound = firewall_action(facts.hyperv.get("DefaultInboundAction"))
-    enabled = facts.hyperv.get("Enabled")
-    if inbound == "Block" and enabled is not False and mode == "mirrored":
+    if hv.enabled is False:
+        return [ok("Hyper-V firewall: off for WSL", evidence=hv.raw)]
+    if hv.inbound == "Block" and mode == "mirrored":
         return [
             warn(
                 "The Hyper-V firewall blocks inbound connections to WSL (mirrored mode)",
@@ -88,7 +107,7 @@ def hyperv_firewall(mode: str | None, facts: WindowsFacts) -> list[Finding]:
                     "with New-NetFirewallHyperVRule",
                     [HYPERV_ALLOW],
                 ),
-                evidence=dict(facts.hyperv),
+                evidence=hv.raw,
             )
         ]
-    return [ok(f"Hyper-V firewall: inbound {inbound or 'not set'}", evidence=dict(facts.hyperv))]
+    return [ok(f"Hyper-V firewall: inbound {hv.inbound or 'not set'}", evidence=hv.raw)]

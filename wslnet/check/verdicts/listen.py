@@ -8,17 +8,17 @@ reachable from Windows only as [::1]; it listens on Windows loopback, never the 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from wslnet.check.model import Finding, Status, fail, finding, info, warn
 from wslnet.facts import Problem, procnet, resolv
 from wslnet.verdict import Fix, Listener, Reach, Reachability
 
 
-def forward_command(proto: str, port: int, vm_addrs: list[str]) -> str:
-    """The `wslnet forward` a user runs on Windows to reach this listener."""
-    target = vm_addrs[0] if vm_addrs else "<WSL address>"
-    return f"wslnet forward {proto}/{port}={target}:{port}"
+def forward_command(proto: str, port: int) -> str:
+    """The `wslnet forward` a user runs on Windows to reach this listener: the durable
+    form, whose `wsl` target follows the VM's address across `wsl --shutdown`."""
+    return f"wslnet forward {'udp/' if proto == 'udp' else ''}{port}"
 
 
 def judge(
@@ -38,8 +38,8 @@ def judge(
         return own
     if container:
         return _in_container(entry)
-    forward = forward_command(entry.proto, port, vm_addrs)
-    on_windows = f"; or on Windows: {forward}"
+    forward = forward_command(entry.proto, port)
+    on_windows = "; or forward it from Windows (it follows the VM's address)"
     if mode is None:
         return Reachability("n/a", "not-wsl", "not in WSL: there is no WSL relay to judge", vm)
     if mode == "wsl1":
@@ -60,11 +60,15 @@ def judge(
             if vm and vm_addrs
             else "bind 0.0.0.0 and use the VM address"
         )
-        fix = Fix(f"WSL's relay never forwards UDP: {where}, mirrored mode{on_windows}", [forward])
+        fix = Fix(
+            f"WSL's relay never forwards UDP: {where}, mirrored mode{on_windows}",
+            [forward],
+            "windows",
+        )
         why = "UDP is never forwarded by WSL's localhost relay"
         return Reachability("no", "udp-not-relayed", why, vm, fix)
     if not forwarding:
-        fix = Fix(f"remove localhostForwarding=false{on_windows}", [forward])
+        fix = Fix(f"remove localhostForwarding=false{on_windows}", [forward], "windows")
         why = "localhostForwarding=false in .wslconfig"
         return Reachability("no", "localhost-forwarding-off", why, vm, fix)
     if any4 or addr == "127.0.0.1":
@@ -73,13 +77,13 @@ def judge(
     if any6 or addr == "::1":
         why = f"bound to {addr}: reachable only as [::1]:{port}, not 127.0.0.1"
         text = f"bind 0.0.0.0:{port} too (or use http://[::1]:{port}){on_windows}"
-        return Reachability("ipv6-only", "ipv6-only", why, vm, Fix(text, [forward]))
+        return Reachability("ipv6-only", "ipv6-only", why, vm, Fix(text, [forward], "windows"))
     if addr.startswith("127.") or addr.startswith("::ffff:127."):
         why = f"bound to {addr}: the relay forwards only 127.0.0.1, not other 127.x"
         fix = Fix(f"bind 127.0.0.1:{port} (or 0.0.0.0:{port})")
         return Reachability("no", "bound-to-other-loopback", why, False, fix)
     why = f"bound to {addr}: the relay does not forward the eth0 address (#10206)"
-    fix = Fix(f"bind 0.0.0.0:{port}{on_windows}", [forward])
+    fix = Fix(f"bind 0.0.0.0:{port}{on_windows}", [forward], "windows")
     return Reachability("no", "bound-to-eth0", why, vm, fix)
 
 
@@ -121,24 +125,38 @@ def judge_all(
     container: bool = False,
     owners: dict[int, tuple[int, str]] | None = None,
     tunnel: Collection[str] = resolv.DEFAULT_TUNNEL,
+    forwards: Mapping[tuple[str, str, int], tuple[int, int]] | None = None,
 ) -> list[Listener]:
-    """The verdicts on the listening sockets among `entries` (pure)."""
+    """The verdicts on the listening sockets among `entries` (pure); `forwards` maps
+    (proto, address, port) to (rule, pid) for the running wslnet forwarders' sockets."""
     out: list[Listener] = []
     for e in entries:
         if not e.listening:
             continue
-        r = judge(e, mode, forwarding, vm_addrs, container, tunnel)
         pid, proc = (owners or {}).get(e.inode, (None, None))
+        rule = (forwards or {}).get((e.proto, e.address, e.port))
+        r = judge(e, mode, forwarding, vm_addrs, container, tunnel)
+        if rule is not None:  # a running wslnet forward's: infrastructure, never a problem
+            why = f"wslnet forward rule {rule[0]} (pid {rule[1]}) listens here: wslnet's own"
+            reach: Reach = r.windows_localhost if r.windows_localhost in _RELAYED else "n/a"
+            r = Reachability(reach, "wslnet-forward", why, r.vm_address)
         lan = False  # WSL's relay listens on Windows loopback only
         out.append(
             Listener(
                 e.proto, e.family, e.address, e.port, pid, proc,
                 r.windows_localhost, r.cause, r.reason, r.vm_address, lan, r.fix,
+                rule[0] if rule is not None else None,
             )
         )  # fmt: skip
     out.sort(key=lambda x: (x.port, x.proto, x.family, x.address))
     return out
 
+
+def _sockets(n: int) -> str:
+    return f"{n} listening socket" + ("" if n == 1 else "s")
+
+
+_RELAYED: tuple[Reach, ...] = ("yes", "ipv6-only")
 
 _LISTENER_STATUS: dict[Reach, Status] = {
     "yes": "ok",
@@ -165,12 +183,13 @@ def listeners(
                     detail="start the service, or check the port it really uses (ss -ltnup)",
                 )
             ]
-    if mode is None and found:
-        # Outside WSL there is no relay to judge: one line, the sockets as evidence.
+    if found and all(x.cause == "not-wsl" for x in found):
+        # Outside WSL there is no relay to judge: one line, the sockets as evidence
+        # (a container's sockets have verdicts of their own: published or not).
         ports = sorted({f"{x.proto}/{x.port}" for x in found})
         return [
             info(
-                f"{len(found)} listening sockets (not in WSL: Windows reachability does not apply)",
+                f"{_sockets(len(found))} (not in WSL: Windows reachability does not apply)",
                 detail=", ".join(ports[:20])
                 + (f" and {len(ports) - 20} more" if len(ports) > 20 else ""),
                 evidence={"listeners": [x.as_json() for x in found]},
@@ -182,15 +201,26 @@ def listeners(
     for x in found:
         groups.setdefault((x.proto, x.port), []).append(x)
     findings = []
-    for (proto, number), sockets in groups.items():
-        best = min(sockets, key=lambda x: _REACH_RANK[x.windows_localhost])
+    for (proto, number), group in groups.items():
+        # A forwarder's socket on a user's port is credited to its rule, never as the
+        # port's owner; alone, it is wslnet's own (info, nothing to fix).
+        ours = [x for x in group if x.wslnet_rule is not None]
+        sockets = [x for x in group if x.wslnet_rule is None] or ours
+        best = min(group, key=lambda x: _REACH_RANK[x.windows_localhost])
         where = ", ".join(
             f"[{x.address}]:{number}" if ":" in x.address else f"{x.address}:{number}"
             for x in sockets
         )
-        owner = next((x for x in sockets if x.process), None)
+        owner = next((x for x in sockets if x.process and x.wslnet_rule is None), None)
         who = f" ({owner.process}, pid {owner.pid})" if owner is not None else ""
-        title = f"{proto} {where}{who}: Windows localhost {best.windows_localhost}"
+        if sockets is ours:
+            rule = ours[0]
+            title = f"{proto} {where}: wslnet forward rule {rule.wslnet_rule}, wslnet's own"
+            evidence = rule.as_json()
+            findings.append(info(title, detail=rule.reason, evidence=evidence))
+            continue
+        credit = f", forwarded by wslnet rule {ours[0].wslnet_rule}" if ours else ""
+        title = f"{proto} {where}{who}{credit}: Windows localhost {best.windows_localhost}"
         evidence = best.as_json()
         if len(sockets) > 1:
             evidence["sockets"] = [x.as_json() for x in sockets]

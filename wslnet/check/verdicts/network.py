@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wslnet.check.model import Finding, fail, info
+from wslnet.check.model import Finding, fail, info, ok, warn
 from wslnet.check.verdicts.firewall import HYPERV_ALLOW
 from wslnet.facts.wslconfig import WslConfig
 from wslnet.verdict import Fix
@@ -42,3 +42,31 @@ def mirrored(has_default_route: bool, conf: WslConfig | None) -> list[Finding]:
         )
     )
     return findings
+
+
+def ignored_ports(conf: WslConfig | None, ports: list[int]) -> list[Finding]:
+    """Mirrored mode's ignoredPorts naming a port a WSL listener uses: Linux may bind it,
+    but Windows does not route it to WSL (shared wsl-networking.md section 9)."""
+    listed = _port_list(conf.get("experimental.ignoredPorts") if conf else None)
+    if not listed:
+        return [ok("No ignoredPorts in .wslconfig")]
+    hit = sorted(set(listed) & set(ports))
+    if not hit:
+        return [ok(f"ignoredPorts ({', '.join(map(str, listed))}): no WSL listener uses them")]
+    return [
+        warn(
+            f"Port {port} is in ignoredPorts: Windows does not route it to the WSL listener",
+            detail="ignoredPorts lets Linux bind ports Windows uses; Windows and the LAN "
+            "reach the Windows program on it, never WSL",
+            fix=Fix(
+                f"remove {port} from ignoredPorts under [experimental] in .wslconfig and run "
+                "`wsl --shutdown`, or move the WSL service to another port"
+            ),
+            evidence={"ignoredPorts": listed, "port": port},
+        )
+        for port in hit
+    ]
+
+
+def _port_list(value: str | None) -> list[int]:
+    return [int(p) for p in (value or "").replace(" ", "").split(",") if p.isdigit()]

@@ -8,15 +8,30 @@ import ipaddress
 
 from wslnet.check.model import Finding, fail, info, ok, warn
 from wslnet.check.verdicts.config import mode_mismatch
-from wslnet.check.windows_facts import ToolOutput, WindowsFacts, WslFacts
+from wslnet.check.windows_facts import (
+    CONNECT_WAIT_MS,
+    PowerShellFacts,
+    ToolOutput,
+    WindowsFacts,
+    WslFacts,
+)
 from wslnet.facts.wslconfig import WslConfig
 from wslnet.verdict import Fix
 
 PortKey = tuple[str, int]  # ("tcp" | "udp", port)
 
 
+RELAY = "wslrelay.exe"  # WSL's relay on Windows (section 9)
+
+
 def unreadable(what: str, out: ToolOutput) -> Finding | None:
     """A tool that could not run, or whose answer could not be read: said, never guessed."""
+    if out.code == 124 and out.argv[0] == "powershell.exe":
+        return warn(
+            f"unknown: PowerShell did not answer within {out.timeout:g} s",
+            detail=f"{what} comes from PowerShell; a cold powershell.exe can take seconds "
+            "to start: run the check again",
+        )
     if out.failed:
         return warn(f"Could not ask Windows for {what}", detail=out.failed)
     if out.problems:
@@ -29,9 +44,11 @@ def unreadable(what: str, out: ToolOutput) -> Finding | None:
 
 
 def excluded_ports(ports: list[PortKey], facts: WindowsFacts) -> list[Finding]:
-    bad = unreadable("its reserved port ranges", facts.outputs["excluded-tcp"])
-    if bad is not None:
-        return [bad]
+    keys = ["excluded-tcp"] + (["excluded-udp"] if any(p == "udp" for p, _ in ports) else [])
+    for key in keys:
+        bad = unreadable("its reserved port ranges", facts.outputs[key])
+        if bad is not None:
+            return [bad]
     findings = []
     for proto, port in ports:
         hit = next((r for r in facts.excluded if r.proto == proto and port in r), None)
@@ -71,14 +88,19 @@ def _wsl_network(vm_address: str | None) -> ipaddress.IPv4Network | None:
         return None
 
 
-def portproxy(facts: WindowsFacts, vm_address: str | None, relay_ports: set[int]) -> list[Finding]:
+def portproxy(
+    facts: WindowsFacts,
+    vm_address: str | None,
+    relay_ports: set[int],
+    ps: PowerShellFacts | None = None,
+) -> list[Finding]:
     bad = unreadable("its portproxy rules", facts.outputs["portproxy"])
     if bad is not None:
         return [bad]
     if not facts.portproxy:
         return [ok("No netsh portproxy rules")]
     network = _wsl_network(vm_address)
-    findings = []
+    findings = ip_helper(facts, ps) if ps is not None else []
     for rule in facts.portproxy:
         delete = (
             f"netsh interface portproxy delete {rule.kind} listenport={rule.listen_port} "
@@ -126,10 +148,12 @@ def portproxy(facts: WindowsFacts, vm_address: str | None, relay_ports: set[int]
     return findings
 
 
+# Windows programs that hold ports for a reason of their own: what that means.
 _KNOWN_OWNERS = {
-    "wslrelay.exe": "WSL's relay forwards it",
     "svchost.exe": "the IP Helper service (netsh portproxy) holds it",
-    "com.docker.backend.exe": "Docker Desktop publishes it",
+}
+_WHY_TAKEN = {
+    "com.docker.backend.exe": "Docker Desktop publishes a container on it",
 }
 
 
@@ -141,58 +165,107 @@ def port_owners(relay_ports: list[int], facts: WindowsFacts) -> list[Finding]:
             return [bad]
     findings = []
     for port in relay_ports:
-        owner = facts.owner(port)
-        if owner is None:
+        owners = facts.owners(port)
+        if not owners:
             findings.append(
                 warn(
-                    f"Nothing on Windows listens on port {port}: WSL's relay does not forward it",
+                    f"Nothing on Windows listens on port {port}: WSL's relay ({RELAY}) "
+                    "does not forward it",
                     detail="the relay is often dead after sleep or Fast Startup",
                     fix=Fix("restart WSL from Windows", ["wsl --shutdown"]),
                 )
             )
             continue
-        pid, name = owner
+        others = [(pid, name) for pid, name, _ in owners if name.lower() != RELAY]
+        relay = [pid for pid, name, _ in owners if name.lower() == RELAY]
+        if not others:
+            findings.append(ok(f"Port {port} on Windows: WSL's relay ({RELAY}, pid {relay[0]})"))
+            continue
+        pid, name = others[0]
         known = _KNOWN_OWNERS.get(name.lower())
-        if name.lower() == "wslrelay.exe":
-            findings.append(ok(f"Port {port} on Windows: {known} (pid {pid})"))
-        elif known is not None:
+        if known is not None:
             findings.append(info(f"Port {port} on Windows: {known} (pid {pid})"))
         else:
-            findings.append(
-                fail(
-                    f"Port {port} is taken on Windows by {name}, pid {pid}",
-                    detail="WSL's relay cannot listen on it: Windows localhost reaches "
-                    f"{name}, not the WSL service",
-                    fix=Fix(
-                        f"stop {name} or move it to another port; or move the WSL service",
-                        [f"taskkill /PID {pid}"],
-                    ),
-                    evidence={"pid": pid, "program": name},
-                )
-            )
+            findings.append(taken(port, pid, name, relay[0] if relay else None))
     return findings
 
 
-def windows_reach(relay_ports: list[int], facts: WindowsFacts) -> list[Finding]:
-    """The end-to-end proof: Windows' localhost:PORT reaches the WSL listener."""
-    bad = unreadable("a connection test", facts.outputs["powershell"])
+def taken(port: int, pid: int, name: str, relay: int | None) -> Finding:
+    """Another Windows program holds a WSL listener's port: Windows localhost:PORT
+    reaches it, not WSL (Docker Desktop's backend publishing a container, most often)."""
+    why = _WHY_TAKEN.get(name.lower(), f"{name} listens there")
+    also = f"; WSL's relay ({RELAY}, pid {relay}) listens too" if relay else ""
+    return fail(
+        f"Port {port} is taken on Windows by {name}, pid {pid}: Windows localhost:{port} "
+        "reaches it, not WSL",
+        detail=f"{why}{also}; WSL's relay cannot forward a port Windows already uses",
+        fix=Fix(
+            f"stop {name} or move it to another port (for Docker: publish the container on "
+            "another port); or move the WSL service",
+            [f"taskkill /PID {pid}"],
+        ),
+        evidence={"pid": pid, "program": name, "relay_pid": relay},
+    )
+
+
+def windows_reach(
+    relay_ports: list[int], facts: WindowsFacts, ps: PowerShellFacts
+) -> list[Finding]:
+    """The end-to-end proof: Windows' localhost:PORT reaches the WSL listener. Who
+    answered is read from the listener table (netstat), not from the connect."""
+    bad = unreadable("a connection test", ps.output)
     if bad is not None:
         return [bad]
     findings = []
     for port in relay_ports:
-        reached, why = facts.reach.get(port, (False, "not tried"))
-        if reached:
+        proof = ps.reach.get(port)
+        owners = facts.owners(port)
+        holder = owners[0] if owners else None
+        other = next((o for o in owners if o[1].lower() != RELAY), None)
+        if proof is None or proof.state == "pending":
+            who = f"; netstat shows {holder[1]} (pid {holder[0]}) listening" if holder else ""
+            findings.append(
+                info(
+                    f"Windows localhost:{port}: not proved (the connection test had not "
+                    f"finished after {CONNECT_WAIT_MS} ms){who}",
+                    detail="a refused loopback connect takes about 2 s on Windows; see "
+                    "windows.port-owner for who holds the port",
+                )
+            )
+        elif proof.state == "reached" and other is not None:
+            findings.append(taken(port, other[0], other[1], None))
+        elif proof.state == "reached":
             findings.append(ok(f"Windows localhost:{port} reaches the WSL listener"))
         else:
             findings.append(
                 fail(
                     f"Windows localhost:{port} does not reach the WSL listener"
-                    + (f": {why}" if why else ""),
+                    + (f": {proof.error}" if proof.error else ""),
                     detail="see windows.port-owner and windows.excluded-ports for the cause",
                     fix=Fix("restart WSL if nothing else explains it", ["wsl --shutdown"]),
                 )
             )
     return findings
+
+
+def ip_helper(facts: WindowsFacts, ps: PowerShellFacts) -> list[Finding]:
+    """portproxy rules are served by the IP Helper service: stopped, they do nothing."""
+    svc = ps.iphlpsvc
+    if not facts.portproxy or svc is None or svc.running:
+        return []
+    enable = ["sc.exe config iphlpsvc start= auto"] if svc.start == "Disabled" else []
+    return [
+        fail(
+            f"The IP Helper service (iphlpsvc) is {svc.status.lower()} "
+            f"(start: {svc.start}): the {len(facts.portproxy)} portproxy rules do nothing",
+            detail="netsh still lists the rules, but nothing listens on their ports",
+            fix=Fix(
+                "start the service (as Administrator)",
+                [*enable, "net start iphlpsvc"],
+            ),
+            evidence={"status": svc.status, "start": svc.start},
+        )
+    ]
 
 
 def wsl_status(wsl: WslFacts, conf: WslConfig | None, boot: bool) -> list[Finding]:

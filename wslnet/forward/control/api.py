@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.base_events
 import hmac
+import itertools
 import logging
 import os
 import secrets
@@ -23,6 +24,7 @@ from wslnet.contract import document
 from wslnet.errors import ListenError, UsageError
 from wslnet.forward.control import status as st
 from wslnet.forward.control.dashboard import Dashboard
+from wslnet.forward.control.gate import Limits, Refuse, RefuseReason, Slot, decide, is_local
 from wslnet.forward.control.history import History, Sampler
 from wslnet.forward.control.reload import Reloader
 from wslnet.forward.control.requests import MAX_BODY, forward_request
@@ -31,57 +33,118 @@ from wslnet.forward.control.statefile import ApiState, state_dir, write_private
 from wslnet.forward.control.unforwarded import Listeners
 from wslnet.forward.core.listen import bind_listener
 from wslnet.forward.core.log import EventLog
-from wslnet.forward.core.rules import Endpoint, format_hostport
+from wslnet.forward.core.rules import Endpoint, Network, format_addr, format_hostport
 from wslnet.forward.core.server import Forwarder
 
-MAX_CONNECTIONS = 64  # API clients at once; one more is closed at once
 HEADER_TIMEOUT = 10.0  # seconds a connection gets to deliver a request
 KEEPALIVE_TIMEOUT = 15.0  # seconds an idle keep-alive connection is kept
 
+_REFUSED: dict[RefuseReason, str] = {
+    "no-address": "an API client with no address",
+    "not-allowed": "an API client not on --allow",
+    "per-client": "too many API connections from one address",
+    "full": "too many API connections, none idle",
+}
+
 
 class _Gate:
-    """Counts API connections and remembers which have delivered a request lately."""
+    """The API's open connections; gate.decide says who comes in and who makes room."""
 
-    def __init__(self, log: EventLog) -> None:
+    def __init__(self, log: EventLog, allow: tuple[Network, ...] | None) -> None:
         self.log = log
-        self.open = 0
-        self.served: set[asyncio.BaseTransport] = set()
+        self.limits = Limits(allow=allow)
+        self.open: dict[int, _Guarded] = {}
+        self.by_transport: dict[asyncio.BaseTransport, _Guarded] = {}
+        self.clock = itertools.count()
+
+    def enter(self, guarded: _Guarded, transport: asyncio.BaseTransport) -> bool:
+        peer = transport.get_extra_info("peername")
+        slots = tuple(g.slot() for g in self.open.values())
+        verdict = decide(slots, peer, self.limits)
+        client = format_addr(peer)
+        if isinstance(verdict, Refuse):
+            msg = _REFUSED[verdict.reason]
+            self.log.limited(
+                f"api-{verdict.reason}", "warning", "api-error", client=client, msg=msg
+            )
+            return False
+        if verdict.evict is not None:
+            self.leave(self.open[verdict.evict]).close()
+            msg = "closed the longest idle API connection to make room"
+            self.log.limited("api-evict", "warning", "api-error", client=client, msg=msg)
+        guarded.key = next(self.clock)
+        guarded.host = peer[0]
+        guarded.local = is_local(guarded.host)
+        guarded.idle_since = guarded.key
+        self.open[guarded.key] = guarded
+        self.by_transport[transport] = guarded
+        return True
+
+    def leave(self, guarded: _Guarded) -> _Guarded:
+        self.open.pop(guarded.key, None)
+        if guarded.transport is not None:
+            self.by_transport.pop(guarded.transport, None)
+        return guarded
+
+    def began(self, transport: asyncio.BaseTransport | None) -> None:
+        guarded = self.by_transport.get(transport) if transport is not None else None
+        if guarded is not None:
+            guarded.asked = guarded.lately = True
+            guarded.busy += 1
+
+    def ended(self, transport: asyncio.BaseTransport | None) -> None:
+        guarded = self.by_transport.get(transport) if transport is not None else None
+        if guarded is not None:
+            guarded.busy -= 1
+            guarded.idle_since = next(self.clock)
 
 
 class _Guarded(asyncio.Protocol):
-    """aiohttp's protocol behind a door: at most MAX_CONNECTIONS at once, and a
-    connection that has not delivered a request within HEADER_TIMEOUT is closed
-    (aiohttp itself would wait for a request's headers forever)."""
+    """aiohttp's protocol behind a door (the gate), and a connection that has not
+    delivered a request within HEADER_TIMEOUT is closed (aiohttp itself would wait for a
+    request's headers forever)."""
 
     def __init__(self, gate: _Gate, inner: asyncio.Protocol) -> None:
         self.gate = gate
         self.inner: asyncio.Protocol | None = inner
         self.transport: asyncio.BaseTransport | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.key = -1
+        self.host = ""
+        self.local = False
+        self.asked = False  # it has sent a request
+        self.lately = False  # ... since the timer last looked
+        self.busy = 0  # its requests being answered
+        self.idle_since = 0
+
+    def slot(self) -> Slot:
+        busy = self.busy > 0
+        return Slot(self.key, self.host, self.local, self.asked, busy, self.idle_since)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        gate = self.gate
-        if gate.open >= MAX_CONNECTIONS:
+        if not self.gate.enter(self, transport):
             self.inner = None
-            gate.log.limited("api-full", "warning", "api-error", msg="too many API connections")
             cast(asyncio.Transport, transport).abort()
             return
-        gate.open += 1
         self.transport = transport
         self.timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT, self._expire)
         assert self.inner is not None
         self.inner.connection_made(transport)
 
+    def close(self) -> None:
+        if self.transport is not None:
+            cast(asyncio.Transport, self.transport).abort()
+
     def _expire(self) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if transport in self.gate.served:  # it asked something: give it another period
-            self.gate.served.discard(transport)
+        if self.lately or self.busy:  # it asked something: give it another period
+            self.lately = False
             self.timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT, self._expire)
             return
         self.gate.log.limited("api-slow", "warning", "api-error", msg="no request in time")
-        cast(asyncio.Transport, transport).abort()
+        self.close()
 
     def data_received(self, data: bytes) -> None:
         if self.inner is not None:
@@ -101,11 +164,9 @@ class _Guarded(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.inner is None:
             return
-        self.gate.open -= 1
+        self.gate.leave(self)
         if self.timer is not None:
             self.timer.cancel()
-        if self.transport is not None:
-            self.gate.served.discard(self.transport)
         self.inner.connection_lost(exc)
 
 
@@ -131,7 +192,7 @@ class ControlApi:
         self.generated = token is None
         self.runner: web.AppRunner | None = None
         self.server: asyncio.base_events.Server | None = None
-        self.gate = _Gate(fwd.log)
+        self.gate = _Gate(fwd.log, fwd.config.allow)
         self.dashboard = Dashboard(fwd.log, host)
         self.history = History()
         self.sampler = Sampler(self.history, fwd.table, fwd.log)
@@ -193,6 +254,8 @@ class ControlApi:
             url=self.url,
             token_file=str(token_file) if self.generated else "WSLNET_API_TOKEN",
         )
+        if not Endpoint(self.host, self.port).loopback:
+            self.fwd.log("warning", "api", url=self.url, msg=_exposed(self.gate.limits.allow))
 
     async def stop(self) -> None:
         self.sampler.stop()
@@ -204,8 +267,7 @@ class ControlApi:
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
         """Whatever a request provokes is a JSON answer and at most one log line."""
-        if request.transport is not None:
-            self.gate.served.add(request.transport)
+        self.gate.began(request.transport)
         try:
             response: web.StreamResponse = await handler(request)
         except web.HTTPException:
@@ -217,12 +279,14 @@ class ControlApi:
                 "api-500", "error", "api-error", msg=f"{type(exc).__name__}: {exc}"
             )
             return web.json_response({"error": "internal error (see the log)"}, status=500)
+        finally:
+            self.gate.ended(request.transport)
         return response
 
     def _refused(self, request: web.Request, status: int, why: str) -> web.Response:
         """A client error: the answer says why, and the log says so once a second at most
         per kind (an unauthenticated client must not be able to flood the log)."""
-        key = f"api:{status}:{request.method}:{request.path[:40]}:{why[:40]}"
+        key = f"api:{status}"  # per kind: a client chooses paths, and could pick 3,000
         path = request.path[:200]
         self.fwd.log.limited(key, "warning", "api-error", status=status, path=path, msg=why)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -296,6 +360,18 @@ class ControlApi:
         result = await self.reloader.reload()
         doc = {"reloaded": result.ok, "message": result.message}
         return web.json_response(doc, status=200 if result.ok else 400)
+
+
+def _exposed(allow: tuple[Network, ...] | None) -> str:
+    """The warning for an API beyond loopback: plain HTTP carries the token in clear."""
+    if allow is None:
+        who = "anyone who can connect may try it: limit them with --allow CIDR"
+    else:
+        who = "only loopback and --allow networks may connect"
+    return (
+        "the API listens beyond loopback on plain HTTP, so its bearer token crosses the "
+        f"network unencrypted; {who}"
+    )
 
 
 async def _secure(request: web.Request, response: web.StreamResponse) -> None:

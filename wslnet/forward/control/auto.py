@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 
+from wslnet import system
 from wslnet.facts import procnet
 from wslnet.forward.control.unforwarded import Seen
 from wslnet.forward.core.config import AutoConfig
@@ -82,6 +83,7 @@ class AutoForward:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
                 stdin=asyncio.subprocess.DEVNULL,
+                creationflags=system.no_window(),
             )
             try:
                 await self._read(self.proc)

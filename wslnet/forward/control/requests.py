@@ -35,13 +35,24 @@ def forward_request(body: bytes, content_type: str) -> Rule:
         raise UsageError("'allow' must be a list of networks")
     nets = parse_networks(allow, "allow") if allow is not None else None
     if "rule" in doc:
-        return parse_rule(_text(doc["rule"], "rule").strip(), nets)
+        return _someone_may_connect(parse_rule(_text(doc["rule"], "rule").strip(), nets))
     if "listen" not in doc:
         raise UsageError("give 'rule', or 'listen' (and 'target', 'proto')")
     text = f"{_text(doc.get('proto', 'tcp'), 'proto')}/{_text(doc['listen'], 'listen')}"
     if "target" in doc:
         text += f"={_text(doc['target'], 'target')}"
-    return parse_rule(text, nets)
+    return _someone_may_connect(parse_rule(text, nets))
+
+
+def _someone_may_connect(rule: Rule) -> Rule:
+    """A rule beyond loopback with an empty allow list would refuse everyone, as the
+    CLI's LAN rule without --allow would expose it to everyone: both are refused."""
+    if rule.allow is not None and not rule.allow and not rule.listen.loopback:
+        raise UsageError(
+            f"rule {rule.text!r} listens on {rule.listen.host} but 'allow' is empty, so "
+            "nobody could connect: list the networks that may"
+        )
+    return rule
 
 
 def _text(value: object, field: str) -> str:

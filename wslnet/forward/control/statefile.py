@@ -1,5 +1,6 @@
-"""Where a forwarder's API can be found: the state file the API writes at start and
-`wslnet status` reads (no aiohttp needed to read it)."""
+"""The forwarder's side of the state folder: its registration (wslnet/registry.py reads
+it), api.json with the API's URL, written privately; find_api for `wslnet dashboard`
+(no aiohttp needed). Only files and folders that are this user's alone are read."""
 
 from __future__ import annotations
 
@@ -11,14 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wslnet.errors import WslnetError
+from wslnet.registry import Registration, distrust, registration_path, state_dir
 
-
-def state_dir() -> Path:
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-        return base / "wslnet"
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(runtime) / "wslnet" if runtime else Path.home() / ".config" / "wslnet"
+__all__ = ["ApiState", "find_api", "private_dir", "register", "state_dir", "write_private"]
 
 
 @dataclass(frozen=True)
@@ -67,13 +63,29 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _trusted_text(path: Path) -> str:
+    """The text of a state file whose folder and file are ours alone."""
+    why = distrust(path.parent) or distrust(path)
+    if why is not None:
+        raise WslnetError(
+            f"{why}: not trusted; remove it, or set XDG_RUNTIME_DIR to a private folder"
+        )
+    return path.read_text()
+
+
+def register(reg: Registration) -> Path:
+    path = registration_path(reg.pid)
+    write_private(path, json.dumps({**reg.as_json(), "token": reg.token}))
+    return path
+
+
 def find_api() -> tuple[str, str]:
     """(url, token) of the forwarder that last started with --api, if it still runs."""
     from wslnet import system
 
     state = state_dir() / "api.json"
     try:
-        doc = json.loads(state.read_text())
+        doc = json.loads(_trusted_text(state))
         url, pid = str(doc["url"]), int(doc.get("pid") or 0)
         token_file = doc.get("token_file")
     except FileNotFoundError:
@@ -88,7 +100,7 @@ def find_api() -> tuple[str, str]:
             f"no forwarder is running: the last one with --api (pid {pid}) has exited"
         )
     try:
-        token = Path(token_file).read_text().strip() if token_file else ""
+        token = _trusted_text(Path(token_file)).strip() if token_file else ""
     except OSError as exc:
         raise WslnetError(f"cannot read the API token ({exc.strerror or exc})") from None
     return url, token

@@ -3,15 +3,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wslnet.contract import SCHEMA
+from wslnet.errors import WslnetError
+from wslnet.forward.control.statefile import register
 from wslnet.forward.core.rules import Proto, format_addr, format_hostport
 from wslnet.forward.core.server import Forwarder
 from wslnet.forward.core.table import Origin, RuleState
+from wslnet.registry import RegisteredRule, Registration
+
+if TYPE_CHECKING:
+    from wslnet.forward.control.api import ControlApi
+    from wslnet.forward.control.client import Seen
 
 
 @dataclass(frozen=True)
@@ -212,6 +223,35 @@ def open_flows(fwd: Forwarder) -> list[OpenFlow]:
     return out
 
 
+def registration(fwd: Forwarder, api_url: str | None, token: str | None) -> Registration:
+    """What this forwarder registers: its rules as bound, and its API if any."""
+    rules = tuple(
+        RegisteredRule(
+            rs.id, rs.rule.proto, rs.rule.text, str(rs.rule.target),
+            tuple(b for b in (_sockname(lst.sock) for lst in rs.listeners) if b is not None),
+        )
+        for rs in fwd.table.rules
+    )  # fmt: skip
+    return Registration(os.getpid(), fwd.started_at, rules, api_url, token)
+
+
+@contextlib.contextmanager
+def registered(fwd: Forwarder, api: ControlApi | None) -> Iterator[None]:
+    """Registers the forwarder for `wslnet status` while it runs (removed at exit)."""
+    url = api.url if api is not None else None
+    token = api.token if api is not None and api.generated else None
+    try:
+        path: Path | None = register(registration(fwd, url, token))
+    except (OSError, WslnetError) as exc:  # status will not find it; forwarding goes on
+        fwd.log("warning", "register-failed", msg=getattr(exc, "message", None) or str(exc))
+        path = None
+    try:
+        yield
+    finally:
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+
 def _label(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
@@ -262,9 +302,9 @@ def metrics(status: Status) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(doc: dict[str, Any]) -> str:
+def render(doc: dict[str, Any], who: str = "") -> str:
     """`wslnet status` for people, from the /v1/status document."""
-    lines = [f"wslnet forward, up {doc['uptime']:.0f} s, engine {doc['engine']}"]
+    lines = [f"wslnet forward{who}, up {doc['uptime']:.0f} s, engine {doc['engine']}"]
     for r in doc["rules"]:
         resolved = ",".join(r["resolved"]) or "-"
         lines.append(
@@ -274,3 +314,22 @@ def render(doc: dict[str, Any]) -> str:
             + (f" dropped {r['udp_datagrams_dropped']}" if r.get("udp_datagrams_dropped") else "")
         )
     return "\n".join(lines)
+
+
+def render_running(seen: list[Seen], folder: str) -> str:
+    """Every running forwarder: its live status through its API, else what it registered."""
+    if not seen:
+        return f"no forwarder is running (each one registers in {folder} while it runs)"
+    out = []
+    for s in seen:
+        who = f", pid {s.pid}" if s.pid is not None else ""
+        if s.status is not None:
+            out.append(render(s.status, f"{who}, API {s.api}"))
+            continue
+        api = f"API {s.api}: {s.error}" if s.api else "no --api (rules as started)"
+        lines = [f"wslnet forward{who}, {api}"]
+        for r in s.rules:
+            listen = " ".join(format_hostport(h, p) for h, p in r.listen)
+            lines.append(f"  #{r.id} {r.proto} {listen} -> {r.target}")
+        out.append("\n".join(lines))
+    return "\n".join(out)

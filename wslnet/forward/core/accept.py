@@ -20,9 +20,9 @@ from wslnet.forward.core.conn import Connection
 from wslnet.forward.core.resolve import ResolveError, Resolver
 from wslnet.forward.core.table import ListeningSocket
 from wslnet.forward.data.address import Address
-from wslnet.forward.data.dial import CompletionDialer, Dialer, Ends
+from wslnet.forward.data.dial import CompletionDialer, Dialer, Ends, client_went_away
 from wslnet.forward.data.ends import End
-from wslnet.forward.data.loops import Proactor, proactor_of
+from wslnet.forward.data.loops import Proactor, proactor_of, settle_accept_task
 from wslnet.forward.data.relay import Poller
 
 _ACCEPT_BATCH = 64  # accepts per wake-up before other work gets a turn
@@ -98,6 +98,8 @@ class CallbackStrategy(Strategy):
                 return
             except OSError as exc:
                 self.on_error(lst, exc)
+                if client_went_away(exc):
+                    continue  # that client only: the next one may be waiting
                 # Stop watching for a moment, or the loop would spin on the same error.
                 self.loop.remove_reader(sock.fileno())
                 self.loop.call_later(_RETRY_ACCEPT, self._resume, lst)
@@ -141,6 +143,11 @@ class CompletionStrategy(Strategy):
         try:
             csock, addr = fut.result()
         except OSError as exc:
+            settle_accept_task(self.loop, fut)
+            if client_went_away(exc):  # e.g. WinError 64: accept again at once
+                self.on_error(lst, exc)
+                self.watch(lst)
+                return
             self._accept_failed(lst, exc)
             return
         self.watch(lst)  # the next accept is posted before this one is served

@@ -113,13 +113,13 @@ class Connection:
             self.connected(tsock, dialer.early_read if dialer is not None else True)
 
     def failed(self, reason: End) -> None:
-        self.rule.last_dial = DialOutcome(False, time.time(), str(reason))
+        self.rule.dial_failed = (time.monotonic(), DialOutcome(False, time.time(), str(reason)))
         self.owner.resolver.forget(self.rule.rule.target)
         self.end(reason, reset=True)
 
     def connected(self, tsock: socket.socket, spoke: bool = True) -> None:
         self.move(State.RELAYING)
-        self.rule.last_dial = DialOutcome(True, time.time())
+        self.rule.dial_ok_since = self.started  # see RuleState.last_dial: nothing to build
         owner = self.owner
         self.relay = owner.relay_factory(owner.loop, self.csock, tsock, self.relay_ended, spoke)
         self.relay.start()

@@ -24,10 +24,12 @@ WSL = "wsl"  # the WSL VM's NAT address, found with wsl.exe
 HOST = "host"  # the Windows host as `wslnet ip host` finds it
 
 # RFC 1123 host names; also admits the special names `wsl`, `host` and `wsl@DISTRO`.
+# Matched with fullmatch, never `$`: `$` also matches before a final newline, so
+# `evil-name\n` would pass as a host name.
 _HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$"
+    r"(?=.{1,253}\Z)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?"
 )
-_DISTRO_TARGET = re.compile(r"^wsl@[A-Za-z0-9._-]+$")
+_DISTRO_TARGET = re.compile(r"wsl@[A-Za-z0-9._-]+")
 _DOCKER_HABIT = re.compile(r"^\s*([0-9]{1,5}):([0-9]{1,5})\s*$")
 
 
@@ -192,7 +194,7 @@ def parse_rule(text: str, allow: tuple[Network, ...] | None = None) -> Rule:
     thost, tport = _split_hostport(target_text, rule, "target")
     if thost is None:
         raise RuleError(rule, "target", f"target {target_text!r} is neither PORT nor HOST:PORT")
-    if not (is_ip(thost) or _HOSTNAME.match(thost) or _DISTRO_TARGET.match(thost)):
+    if not (is_ip(thost) or _HOSTNAME.fullmatch(thost) or _DISTRO_TARGET.fullmatch(thost)):
         raise RuleError(
             rule, "target", f"target host {thost!r} is neither an IP address nor a host name"
         )

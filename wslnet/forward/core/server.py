@@ -25,7 +25,7 @@ from wslnet.forward.core.rules import Endpoint, Rule
 from wslnet.forward.core.table import ListeningSocket, Origin, RuleState, RuleTable
 from wslnet.forward.core.udp import UdpRule
 from wslnet.forward.data.address import Address
-from wslnet.forward.data.dial import Ends
+from wslnet.forward.data.dial import Ends, client_went_away
 from wslnet.forward.data.ends import SHUTDOWN, End
 from wslnet.forward.data.relay import Poller, Relay, RelayFactory, set_reset_on_close
 from wslnet.forward.data.relay_proto import ProtocolRelay
@@ -154,6 +154,9 @@ class Forwarder:
         self.strategy.dial(conn)
 
     def _accept_failed(self, lst: ListeningSocket, exc: OSError) -> None:
+        if client_went_away(exc):  # one client that reset before its accept: no fault here
+            self.log("debug", "accept-failed", rule=lst.rule.id, msg="client went away")
+            return
         cause = "out of file descriptors" if exc.errno in _FD_EXHAUSTED else exc.strerror
         key = f"accept-failed:{lst.rule.id}"
         self.log.limited(key, "error", "accept-failed", rule=lst.rule.id, msg=str(cause))

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import itertools
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -54,7 +55,19 @@ class RuleState:
     counters: Counters = field(default_factory=Counters)
     closing: bool = False  # removed: no longer listening, connections draining
     udp: UdpRule | None = None
-    last_dial: DialOutcome | None = None  # TCP: set where each dial ends
+    # TCP, set where each dial ends: a failure as a DialOutcome (with the time.monotonic()
+    # it happened at); a success as the monotonic start of its connection only, since
+    # every connection's dial goes through here (no allocation, no clock read).
+    dial_failed: tuple[float, DialOutcome] | None = None
+    dial_ok_since: float | None = None
+
+    @property
+    def last_dial(self) -> DialOutcome | None:
+        """How the last dial to the target went, and when (for the dashboard)."""
+        ok, failed = self.dial_ok_since, self.dial_failed
+        if ok is not None and (failed is None or ok >= failed[0]):
+            return DialOutcome(True, time.time() - (time.monotonic() - ok))
+        return failed[1] if failed is not None else None
 
     def live(self) -> tuple[int, int, int]:
         """(open connections or sessions, bytes up, bytes down), open ones included."""

@@ -26,6 +26,18 @@ REFUSED = End("connect-refused")
 UNREACHABLE = End("connect-unreachable")
 
 
+ERROR_NETNAME_DELETED = 64  # winerror: the peer went away (AcceptEx's failure for it)
+
+
+def client_went_away(exc: OSError) -> bool:
+    """An accept that failed for one client alone, which reset before it was accepted:
+    ECONNABORTED (POSIX), WinError 64 (AcceptEx; IocpProactor.accept's finish_accept
+    passes it on unconverted, Lib/asyncio/windows_events.py)."""
+    return isinstance(exc, (ConnectionAbortedError, ConnectionResetError)) or (
+        getattr(exc, "winerror", None) == ERROR_NETNAME_DELETED
+    )
+
+
 def connect_reason(exc: BaseException) -> End:
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return TIMEOUT

@@ -38,6 +38,23 @@ def proactor_of(loop: asyncio.AbstractEventLoop) -> Proactor | None:
     return proactor
 
 
+def settle_accept_task(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]) -> None:
+    """IocpProactor.accept awaits each accept in a task of its own (accept_coro, in
+    Lib/asyncio/windows_events.py IocpProactor.accept, 3.10-3.14) that re-raises a failed
+    accept where nobody retrieves it: "Task exception was never retrieved" once it is
+    collected. The forwarder has handled that failure; this marks the task's as seen.
+    On failures only: it looks through the loop's tasks for the one awaiting `fut`."""
+    for task in asyncio.all_tasks(loop):
+        if getattr(task, "_fut_waiter", None) is fut:
+            task.add_done_callback(_retrieve)
+            return
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 def transport_maker(loop: asyncio.AbstractEventLoop) -> MakeTransport | None:
     """The stdlib loops' `_make_socket_transport`; None on loops without one (uvloop),
     which wrap a socket only through the public coroutines."""

@@ -7,12 +7,13 @@ one connection holds at most HIGH_WATER plus one read chunk per direction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable
 from typing import cast
 
 from wslnet.forward.data.ends import End
-from wslnet.forward.data.loops import transport_maker
+from wslnet.forward.data.loops import proactor_of, transport_maker
 from wslnet.forward.data.relay import (
     CLOSED_BY_LOOP,
     HIGH_WATER,
@@ -93,6 +94,14 @@ class ProtocolRelay(Relay):
         self.client = _Side(self, "client")
         self.target = _Side(self, "target")
         self.client.peer, self.target.peer = self.target, self.client
+        # The proactor's transports shut a socket down before closing it, after
+        # connection_lost, unless it is closed already (Lib/asyncio/proactor_events.py
+        # _ProactorBasePipeTransport._call_connection_lost, 3.10-3.14): an aborted
+        # socket's peer would read a clean end of file before the reset, and a shutdown
+        # that fails (the peer reset it: WinError 10054) raises out of the callback. So
+        # there the relay closes each socket itself, in connection_lost (side_lost).
+        self.closes_itself = proactor_of(loop) is not None
+        self.resetting = False  # aborted: sockets close with a reset, no shutdown
 
     @property
     def up(self) -> int:
@@ -131,6 +140,12 @@ class ProtocolRelay(Relay):
                 side.transport.close()  # flushes what is buffered, then closes
 
     def side_lost(self, side: _Side, exc: Exception | None) -> None:
+        if self.closes_itself:
+            sock = self._sock(side)
+            if exc is None and not self.resetting:
+                with contextlib.suppress(OSError):  # as asyncio would, minus the raise
+                    sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
         if self.ending.reason is None:
             if exc is not None:
                 self.abort(side_error(side.name, exc))
@@ -141,6 +156,9 @@ class ProtocolRelay(Relay):
                 return
         if side.peer.lost:
             self.ending.finish()
+
+    def _sock(self, side: _Side) -> socket.socket:
+        return self.client_sock if side is self.client else self.target_sock
 
     def close(self, reason: End) -> None:
         if self.client.transport is None or self.target.transport is None:
@@ -160,9 +178,9 @@ class ProtocolRelay(Relay):
                     set_reset_on_close(sock)
                     sock.close()
                 continue
-            raw = side.transport.get_extra_info("socket")
-            if raw is not None:
-                set_reset_on_close(raw)
+            raw = side.transport.get_extra_info("socket")  # uvloop's, where it has its own
+            set_reset_on_close(sock if raw is None else raw)
+            self.resetting = True
             side.transport.abort()  # connection_lost follows, then the end
         if self.client.lost and self.target.lost:
             self.ending.finish()
