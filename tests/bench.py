@@ -29,6 +29,8 @@ from tests.bench_table import ratio_table
 if TYPE_CHECKING:
     from tests.lab import Lab
 
+assert sys.platform != "win32", "make bench runs on Linux (loopback, namespaces, /proc)"
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 CLK = os.sysconf("SC_CLK_TCK")

@@ -31,7 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import ForwarderProcess, ServerThread, echo, listening_socket
+from tests.helpers import (
+    ForwarderProcess,
+    ServerThread,
+    echo,
+    echo_round_trip,
+    listening_socket,
+)
 from tests.lab import WSL_IP, Lab
 
 MOVED_IP = "198.18.5.21"
@@ -136,14 +142,7 @@ class Probe:
             self.counts[f"{name}-failed"] += 1
 
     def _tcp(self) -> None:
-        data = random.randbytes(64)
-        with socket.create_connection(("127.0.0.1", self.tcp), timeout=5) as s:
-            s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
-            got = b""
-            while chunk := s.recv(4096):
-                got += chunk
-        assert got == data
+        echo_round_trip(self.tcp).close()
 
     def _udp(self) -> None:
         data = random.randbytes(32)
@@ -256,8 +255,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="wslnet-soak-"))
     target = Target(lab)
     udp_echo = UdpEcho(lab)
-    with lab.inside(lab.win):  # the probe's TCP target: always up
-        steady = target.servers.serve(echo, listening_socket("127.0.0.1"))
+    steady_servers = ServerThread()  # the probe's TCP target: always up
+    with lab.inside(lab.win):
+        steady = steady_servers.serve(echo, listening_socket("127.0.0.1"))
     conf = tmp / "forward.toml"
     rule = f'[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "wsl:{target.port}"\n'
     conf.write_text(rule)
@@ -355,6 +355,7 @@ def main() -> int:
                 thread.stop.set()
         fwd.stop()
         target.servers.close()
+        steady_servers.close()
         udp_echo.close()
         readdress(lab, WSL_IP)
         lab.destroy()

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -350,3 +352,27 @@ async def test_a_run_puts_back_the_signal_handlers_it_found() -> None:
         assert {sig: signal.getsignal(sig) for sig in before} == before
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+async def test_a_name_keeps_its_ipv6_sockaddr_whole_for_connectex() -> None:
+    """ConnectEx reads a 2-tuple as IPv4 (Modules/overlapped.c parse_address): a name's
+    IPv6 addresses must keep getaddrinfo's 4-tuple, here and from the cache."""
+    from wslnet.forward.core.resolve import Resolver
+
+    loop = asyncio.get_running_loop()
+
+    async def getaddrinfo(host: str, port: int, **_: object) -> list[tuple[Any, ...]]:
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+        ]
+
+    loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign,assignment]
+    resolver = Resolver(loop)
+    want = [(socket.AF_INET6, ("::1", 8080, 0, 0)), (socket.AF_INET, ("127.0.0.1", 8080))]
+    assert await resolver.resolve(Endpoint("dual.example", 8080)) == want
+    assert resolver.cached(Endpoint("dual.example", 9090)) == [
+        (socket.AF_INET6, ("::1", 9090, 0, 0)),
+        (socket.AF_INET, ("127.0.0.1", 9090)),
+    ]
+    assert resolver.cached(Endpoint("::1", 7)) == [(socket.AF_INET6, ("::1", 7, 0, 0))]

@@ -273,14 +273,16 @@ def test_a_loop_through_a_name_is_cut_at_the_first_turn_and_leaks_nothing() -> N
 
 def test_status_reaches_a_forwarder_by_the_address_given_to_forward_api() -> None:
     ctx, port = api_forwarder()
-    with ctx:  # type: ignore[attr-defined]
+    with ctx as fwd:  # type: ignore[attr-defined]
         res = subprocess.run(
             [sys.executable, "-m", "wslnet", "status", "--api", f"127.0.0.1:{port}"],
             capture_output=True, text=True, timeout=20, cwd=ROOT,
             env={**os.environ, "WSLNET_API_TOKEN": TOKEN},
         )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith("wslnet forward, up ")
+    assert res.stdout.startswith(
+        f"wslnet forward, pid {fwd.proc.pid}, API http://127.0.0.1:{port}, up "
+    )
 
 
 # -- --log-file: only a regular file is rotated; what cannot be a log is refused at start --
