@@ -40,8 +40,10 @@ def run(
     touch: list[str] | None = None,
     timeout: float = 30.0,
     etc: dict[str, str | Path | None] | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Runs argv inside the jail (after `prefix`, e.g. `ip netns exec NS`).
+    """Runs argv inside the jail (after `prefix`, e.g. `ip netns exec NS`); `input` is
+    its standard input (none: /dev/null, as for a program no one answers).
 
     `etc` changes a private copy of /etc: a Path is a file to put there, a str starting
     with "->" makes a symbolic link (a dangling one is fine), any other str is content,
@@ -65,7 +67,7 @@ def run(
                 what = Path(tmp.name)
             script += f'cp {shlex.quote(str(what))} "$R"{target}\n'
     try:
-        return _run(prefix, argv, files, dirs, env, touch, timeout, script)
+        return _run(prefix, argv, files, dirs, env, touch, timeout, script, input)
     finally:
         for name in keep:
             os.unlink(name)
@@ -80,6 +82,7 @@ def _run(
     touch: list[str] | None,
     timeout: float,
     script: str,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     for target, source in (files or {}).items():
         script += f'mount --bind {shlex.quote(str(source))} "$R"{shlex.quote(target)}\n'
@@ -91,8 +94,13 @@ def _run(
     base_env.update(env or {})
     env_args = " ".join(shlex.quote(f"{k}={v}") for k, v in base_env.items())
     script += f'cd /; exec chroot "$R" /usr/bin/env -i {env_args} "$@"\n'
+    command = [*prefix, "unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]
+    if input is not None:
+        return subprocess.run(
+            [*command, *argv], capture_output=True, text=True, timeout=timeout, input=input
+        )
     return subprocess.run(
-        [*prefix, "unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv],
+        [*command, *argv],
         capture_output=True,
         text=True,
         timeout=timeout,

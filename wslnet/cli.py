@@ -512,6 +512,12 @@ def _complete_check(
     "--ascii", is_flag=True, help="ASCII only, no box drawing (chosen by itself under LANG=C)."
 )
 @click.option("--target", multiple=True, help="Also measure the path MTU to this address.")
+@click.option("--fix", is_flag=True, help="Offer the fixes wslnet can apply, and ask.")
+@click.option("--dry-run", is_flag=True, help="With --fix or --undo: print the commands, run none.")
+@click.option(
+    "-y", "--yes", is_flag=True, help="With --fix: apply every fix offered, without asking."
+)
+@click.option("--undo", is_flag=True, help="Undo the last fixes --fix applied, and check again.")
 def check(
     ids: tuple[str, ...],
     list_checks: bool,
@@ -527,6 +533,10 @@ def check(
     no_picture: bool,
     ascii: bool,
     target: tuple[str, ...],
+    fix: bool,
+    dry_run: bool,
+    yes: bool,
+    undo: bool,
 ) -> None:
     """Diagnose WSL networking: every finding with its fix.
 
@@ -542,6 +552,8 @@ def check(
       wslnet check dns                      (is the resolver alive?)
       wslnet check --json | jq '.findings[] | select(.status == "fail")'
       sudo "$(command -v wslnet)" check raw (packet-level checks need root)
+      wslnet check --fix                    (apply the fixes it can, after asking)
+      wslnet check --undo                   (put back what the last --fix changed)
     """
     import asyncio
 
@@ -554,9 +566,14 @@ def check(
         for c in runner.select([]):
             click.echo(f"{c.id:<24} {c.title}")
         return
+    from wslnet.check.fix import session as fixing
+
+    fixes = fixing.config(fix, dry_run, yes, undo, render.terminal(ascii)[1], as_json or report)
     selected = runner.select(list(ids))
     env = detect()
     options = Options(list(host_port), port, wslconfig, timeout, not no_raw, list(target), boot)
+    if fixes is not None and fixes.undo:
+        sys.exit(asyncio.run(fixing.undo(env, options, fixes, fixing.StdConsole())))
 
     context = Context(env, options)
 
@@ -576,6 +593,10 @@ def check(
     else:
         ids_run = [c.id for c in selected]
         click.echo(_for_people(env, findings, ids_run, verbose, ascii, no_picture, no_raw, ids))
+    if fixes is not None:
+        ran = [c.id for c in selected]
+        go_fix = fixing.fix(env, options, ran, findings, fixes, fixing.StdConsole())
+        sys.exit(asyncio.run(go_fix))
     failed = any(f.status in ("fail", "crash") for f in findings)
     sys.exit(1 if failed else 0)
 

@@ -30,3 +30,17 @@ def forward_config(windows: bool | None = None) -> Path:
 def forward_config_of(profile: Path) -> Path:
     """The Windows forwarder's file seen from WSL, given %UserProfile% (through /mnt/c)."""
     return roaming(profile) / FORWARD_CONFIG
+
+
+def state_home(windows: bool | None = None) -> Path:
+    """What must outlive a reboot (the --fix journal): %LOCALAPPDATA%\\wslnet on Windows,
+    else $XDG_STATE_HOME/wslnet (~/.local/state/wslnet)."""
+    if windows is None:
+        windows = sys.platform == "win32"
+    if windows:
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "wslnet"
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "wslnet"
+
+
+def fix_journal() -> Path:
+    return state_home() / "fix-journal.jsonl"

@@ -13,11 +13,32 @@ Where = Literal["here", "here-root", "windows", "windows-admin"]
 WHERES: tuple[Where, ...] = get_args(Where)
 
 
+def ps_quote(text: str) -> str:
+    """A PowerShell single-quoted string: nothing inside expands; a quote is doubled."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Action:
+    """What `wslnet check --fix` may do for a fix: where it runs, what it changes (one
+    line), the commands, how to undo them, and which checks re-run to prove it worked.
+    Built where the verdict is made, from the facts, never parsed out of the fix's prose."""
+
+    where: Where
+    summary: str  # what it changes, e.g. "allow inbound on vEthernet (WSL)"
+    commands: tuple[str, ...]
+    undo: tuple[str, ...]  # run in this order to put things back
+    undo_summary: str  # e.g. "remove the rule"
+    recheck: tuple[str, ...] = ()  # check ids (besides the finding's own) that prove it
+    needs_shutdown: bool = False  # applies only after `wsl --shutdown` (stops every distro)
+
+
 @dataclass
 class Fix:
     text: str
     commands: list[str] = field(default_factory=list)
     where: Where = "here"  # set where the verdict is made; every renderer says it
+    action: Action | None = None  # what --fix can apply (None: advice only)
 
 
 @dataclass(frozen=True)

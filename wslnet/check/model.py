@@ -25,7 +25,11 @@ class Finding:
     evidence: dict[str, object] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
-        return asdict(self)
+        doc = asdict(self)
+        fix = doc["fix"]
+        if fix is not None and fix["action"] is None:
+            del fix["action"]  # advice only: the shape scripts read before --fix existed
+        return doc
 
 
 def finding(

@@ -69,7 +69,7 @@ def mode_mismatch(wanted: str, live: str) -> Finding:
         f".wslconfig asks for {wanted} networking but {live} is running",
         detail="WSL falls back to NAT when mirrored mode's requirements are not met "
         "(Windows 11 22H2+, WSL 2.0+), or the file changed since the VM started",
-        fix=Fix("restart WSL so the file applies", ["wsl --shutdown"]),
+        fix=Fix("restart WSL so the file applies", ["wsl --shutdown"], "windows"),
     )
 
 

@@ -111,6 +111,7 @@ def resolver_answer(
                 "restart WSL; if it stays broken (a VPN?), turn the tunnel off with "
                 "dnsTunneling=false under [wsl2] in .wslconfig",
                 ["wsl --shutdown"],
+                "windows",
             ),
             evidence=ev,
         )

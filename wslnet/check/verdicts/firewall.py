@@ -7,24 +7,68 @@ from wslnet.check.model import Finding, info, ok, warn
 from wslnet.check.verdicts.windows import unreadable
 from wslnet.check.windows_facts import PowerShellFacts
 from wslnet.facts.windows import HYPERV_VM, new_firewall_rule
-from wslnet.verdict import Fix
+from wslnet.verdict import Action, Fix, ps_quote
 
 FIREWALL_RULE = (
     'New-NetFirewallRule -DisplayName "WSL" -Direction Inbound '
     '-InterfaceAlias "vEthernet (WSL)" -Action Allow'
 )
+WSL_RULE_NAME = "wslnet-wsl-inbound"  # --fix names its rules, so the undo removes only them
+# The checks that see traffic from WSL to Windows: each re-runs after the rule is added.
+FROM_WSL_CHECKS = ("host.reach", "raw.host", "raw.syn", "windows.firewall")
+
+
+def remove_rule(name: str) -> str:
+    return f"Remove-NetFirewallRule -Name {ps_quote(name)}"
 
 
 def firewall_fix() -> Fix:
     """The fix for traffic from WSL that the Windows firewall drops (section 7)."""
+    add = (
+        f"New-NetFirewallRule -Name {ps_quote(WSL_RULE_NAME)} -DisplayName 'WSL (wslnet)' "
+        "-Direction Inbound -InterfaceAlias 'vEthernet (WSL)' -Action Allow"
+    )
     return Fix(
         "allow WSL through the Windows firewall (PowerShell as administrator; the adapter "
         "may be hidden: Get-NetAdapter -IncludeHidden)",
         [FIREWALL_RULE],
+        "windows-admin",
+        Action("windows-admin", "allow inbound on vEthernet (WSL)", (add,),
+               (remove_rule(WSL_RULE_NAME),), "remove the rule", FROM_WSL_CHECKS),
+    )  # fmt: skip
+
+
+def lan_port_fix(proto: str, port: int) -> Fix:
+    """One port admitted from the LAN, in a rule of its own name."""
+    name = f"wslnet-lan-{proto}-{port}"
+    add = (
+        f"New-NetFirewallRule -Name {ps_quote(name)} -DisplayName 'wslnet {port}' -Direction "
+        f"Inbound -Protocol {proto.upper()} -LocalPort {port} -Action Allow"
     )
+    return Fix(
+        "allow it (PowerShell as Administrator)",
+        [new_firewall_rule(proto, port)],
+        "windows-admin",
+        Action("windows-admin", f"allow inbound {proto.upper()} port {port} from the LAN",
+               (add,), (remove_rule(name),), "remove the rule", ("windows.firewall",)),
+    )  # fmt: skip
 
 
 HYPERV_ALLOW = f"Set-NetFirewallHyperVVMSetting -Name '{HYPERV_VM}' -DefaultInboundAction Allow"
+
+
+def hyperv_fix(before: str | None) -> Fix:
+    """Inbound allowed for WSL's VM; the undo puts back the action it had."""
+    back = f"Set-NetFirewallHyperVVMSetting -Name '{HYPERV_VM}' -DefaultInboundAction "
+    return Fix(
+        "allow inbound connections (PowerShell as Administrator), or one port "
+        "with New-NetFirewallHyperVRule",
+        [HYPERV_ALLOW],
+        "windows-admin",
+        Action("windows-admin", "set the Hyper-V firewall's inbound default for WSL to Allow",
+               (HYPERV_ALLOW,), (back + (before or "NotConfigured"),),
+               f"set it back to {before or 'NotConfigured'}", ("windows.firewall",)),
+    )  # fmt: skip
 
 
 def windows_firewall(
@@ -79,10 +123,7 @@ def lan_rules(facts: PowerShellFacts, lan: list[tuple[str, int]]) -> list[Findin
                 f"wslnet forward listens on {proto.upper()} port {port} for the LAN, but no "
                 "firewall rule admits it",
                 detail="LAN clients time out until an inbound rule allows the port",
-                fix=Fix(
-                    "allow it (PowerShell as Administrator)",
-                    [new_firewall_rule(proto, port)],
-                ),
+                fix=lan_port_fix(proto, port),
             )
         )
     return findings
@@ -102,11 +143,7 @@ def hyperv_firewall(mode: str | None, facts: PowerShellFacts) -> list[Finding]:
                 "The Hyper-V firewall blocks inbound connections to WSL (mirrored mode)",
                 detail="LAN clients (and Windows itself for some ports) cannot reach WSL "
                 "services until a rule allows them",
-                fix=Fix(
-                    "allow inbound connections (PowerShell as Administrator), or one port "
-                    "with New-NetFirewallHyperVRule",
-                    [HYPERV_ALLOW],
-                ),
+                fix=hyperv_fix(hv.inbound),
                 evidence=hv.raw,
             )
         ]

@@ -64,7 +64,9 @@ def windows_port(
             return fail(
                 title,
                 detail=f"there is no route to {host} from here",
-                fix=Fix("restart WSL so it sets up its network again", ["wsl --shutdown"]),
+                fix=Fix(
+                    "restart WSL so it sets up its network again", ["wsl --shutdown"], "windows"
+                ),
                 evidence=evidence,
             )
         if path.shadowed:
@@ -86,7 +88,7 @@ def windows_port(
                 title,
                 detail=f"{host} does not answer ARP on {path.interface}: the Windows side of "
                 "the WSL switch is gone (often after sleep or a network change)",
-                fix=Fix("restart WSL from Windows", ["wsl --shutdown"]),
+                fix=Fix("restart WSL from Windows", ["wsl --shutdown"], "windows"),
                 evidence=evidence,
             )
     if state in ("refused", "closed"):

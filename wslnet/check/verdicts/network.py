@@ -16,7 +16,7 @@ def mirrored(has_default_route: bool, conf: WslConfig | None) -> list[Finding]:
             fail(
                 "Mirrored mode has no default route: nothing beyond this machine is reachable",
                 detail="a known failure after sleep, or when a VPN comes or goes",
-                fix=Fix("restart WSL from Windows", ["wsl --shutdown"]),
+                fix=Fix("restart WSL from Windows", ["wsl --shutdown"], "windows"),
             )
         )
     if conf is None or conf.flag("experimental.hostAddressLoopback") is not True:
@@ -38,6 +38,7 @@ def mirrored(has_default_route: bool, conf: WslConfig | None) -> list[Finding]:
             fix=Fix(
                 "allow inbound connections to WSL",
                 [HYPERV_ALLOW],
+                "windows-admin",
             ),
         )
     )

@@ -20,7 +20,7 @@ def host_layer2(address: str, arp: ArpResult, echo: EchoResult) -> Finding:
             f"{address} does not answer ARP on {arp.interface}",
             detail="the Windows side of the WSL switch is gone (often after sleep or a "
             "network change)",
-            fix=Fix("restart WSL from Windows", ["wsl --shutdown"]),
+            fix=Fix("restart WSL from Windows", ["wsl --shutdown"], "windows"),
             evidence=ev,
         )
     if not echo.answered:

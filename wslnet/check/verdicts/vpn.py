@@ -18,6 +18,7 @@ def vpn_fix(adapter: Adapter) -> Fix:
         "(PowerShell as Administrator) so WSL's traffic is not taken; or a user-space tunnel "
         "such as wsl-vpnkit",
         [f'Set-NetIPInterface -InterfaceAlias "{adapter.name}" -InterfaceMetric 6000'],
+        "windows-admin",
     )
 
 

@@ -15,8 +15,9 @@ from wslnet.check.windows_facts import (
     WindowsFacts,
     WslFacts,
 )
+from wslnet.facts.windows import PortProxy
 from wslnet.facts.wslconfig import WslConfig
-from wslnet.verdict import Fix
+from wslnet.verdict import Action, Fix
 
 PortKey = tuple[str, int]  # ("tcp" | "udp", port)
 
@@ -70,6 +71,7 @@ def excluded_ports(ports: list[PortKey], facts: WindowsFacts) -> list[Finding]:
                         f"netsh int ipv4 add excludedportrange protocol={proto} "
                         f"startport={port} numberofports=1",
                     ],
+                    "windows-admin",
                 ),
                 evidence={"range": span, "administered": hit.administered},
             )
@@ -128,6 +130,8 @@ def portproxy(
                         "delete it (as Administrator), and forward with wslnet, which follows "
                         "the VM's address",
                         [delete, forward],
+                        "windows-admin",
+                        readd_portproxy(rule, vm_address),
                     ),
                     evidence={"rule": rule.__dict__},
                 )
@@ -139,13 +143,59 @@ def portproxy(
                 warn(
                     f"portproxy {where} and WSL's relay both want port {overlap[0]}",
                     detail="whichever binds first wins; the other forwards nothing",
-                    fix=Fix("keep one: delete the portproxy rule (as Administrator)", [delete]),
+                    fix=Fix(
+                        "keep one: delete the portproxy rule (as Administrator)",
+                        [delete],
+                        "windows-admin",
+                    ),
                     evidence={"rule": rule.__dict__, "ports": overlap},
                 )
             )
             continue
         findings.append(info(f"portproxy {where}", evidence={"rule": rule.__dict__}))
     return findings
+
+
+def _netsh_portproxy(verb: str, rule: PortProxy, connect: str | None = None) -> str:
+    line = (
+        f"netsh interface portproxy {verb} {rule.kind} listenport={rule.listen_port} "
+        f"listenaddress={rule.listen_address}"
+    )
+    return (
+        line
+        if connect is None
+        else f"{line} connectport={rule.connect_low} connectaddress={connect}"
+    )
+
+
+def readd_portproxy(rule: PortProxy, vm_address: str) -> Action | None:
+    """The stale rule deleted and added again for the VM's address now; the undo puts
+    the old one back. A range has no netsh add form: advice only."""
+    if rule.listen_low != rule.listen_high or rule.connect_low != rule.connect_high:
+        return None
+    where = f"{rule.listen_address}:{rule.listen_port}"
+    return Action(
+        "windows-admin",
+        f"delete portproxy {where}, add it for {vm_address}",
+        (_netsh_portproxy("delete", rule), _netsh_portproxy("add", rule, vm_address)),
+        (_netsh_portproxy("delete", rule), _netsh_portproxy("add", rule, rule.connect_address)),
+        f"restore it for {rule.connect_address}",
+        ("windows.portproxy",),
+    )
+
+
+def start_ip_helper(start: str) -> Action:
+    """IP Helper started (and set to start by itself, if it was Disabled); undo stops it."""
+    enable = ("Set-Service iphlpsvc -StartupType Automatic",) if start == "Disabled" else ()
+    disable = ("Set-Service iphlpsvc -StartupType Disabled",) if enable else ()
+    return Action(
+        "windows-admin",
+        "start the IP Helper service (iphlpsvc)" + (", start type Automatic" if enable else ""),
+        (*enable, "Start-Service iphlpsvc"),
+        ("Stop-Service iphlpsvc", *disable),
+        "stop it" + (", start type Disabled" if disable else ""),
+        ("windows.portproxy",),
+    )
 
 
 # Windows programs that hold ports for a reason of their own: what that means.
@@ -172,7 +222,7 @@ def port_owners(relay_ports: list[int], facts: WindowsFacts) -> list[Finding]:
                     f"Nothing on Windows listens on port {port}: WSL's relay ({RELAY}) "
                     "does not forward it",
                     detail="the relay is often dead after sleep or Fast Startup",
-                    fix=Fix("restart WSL from Windows", ["wsl --shutdown"]),
+                    fix=Fix("restart WSL from Windows", ["wsl --shutdown"], "windows"),
                 )
             )
             continue
@@ -203,6 +253,7 @@ def taken(port: int, pid: int, name: str, relay: int | None) -> Finding:
             f"stop {name} or move it to another port (for Docker: publish the container on "
             "another port); or move the WSL service",
             [f"taskkill /PID {pid}"],
+            "windows",
         ),
         evidence={"pid": pid, "program": name, "relay_pid": relay},
     )
@@ -242,7 +293,9 @@ def windows_reach(
                     f"Windows localhost:{port} does not reach the WSL listener"
                     + (f": {proof.error}" if proof.error else ""),
                     detail="see windows.port-owner and windows.excluded-ports for the cause",
-                    fix=Fix("restart WSL if nothing else explains it", ["wsl --shutdown"]),
+                    fix=Fix(
+                        "restart WSL if nothing else explains it", ["wsl --shutdown"], "windows"
+                    ),
                 )
             )
     return findings
@@ -262,6 +315,8 @@ def ip_helper(facts: WindowsFacts, ps: PowerShellFacts) -> list[Finding]:
             fix=Fix(
                 "start the service (as Administrator)",
                 [*enable, "net start iphlpsvc"],
+                "windows-admin",
+                start_ip_helper(svc.start),
             ),
             evidence={"status": svc.status, "start": svc.start},
         )
@@ -281,7 +336,7 @@ def wsl_status(wsl: WslFacts, conf: WslConfig | None, boot: bool) -> list[Findin
                 "wsl.exe --version is not understood: this is the WSL built into Windows",
                 detail="mirrored networking, DNS tunnelling and the Hyper-V firewall need "
                 "the WSL from the Store",
-                fix=Fix("update WSL", ["wsl --update"]),
+                fix=Fix("update WSL", ["wsl --update"], "windows"),
             )
         )
     else:
@@ -300,7 +355,10 @@ def wsl_status(wsl: WslFacts, conf: WslConfig | None, boot: bool) -> list[Findin
         findings.append(info(f"{d.name}{mark}: WSL{d.version}, {state}{why}"))
     if not wsl.distros:
         findings.append(
-            warn("No WSL distribution is installed", fix=Fix("install one", ["wsl --install"]))
+            warn(
+                "No WSL distribution is installed",
+                fix=Fix("install one", ["wsl --install"], "windows-admin"),
+            )
         )
     wanted = None
     if conf is not None:
@@ -343,7 +401,7 @@ def docker(code: int, out: str, toolbox: bool) -> list[Finding]:
             info(
                 "Docker Toolbox (docker-machine) publishes ports on its VM's own address, "
                 "never on localhost",
-                fix=Fix("ask for that address", ["docker-machine ip"]),
+                fix=Fix("ask for that address", ["docker-machine ip"], "windows"),
             )
         )
     return findings

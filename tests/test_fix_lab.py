@@ -1,0 +1,563 @@
+"""`wslnet check --fix` / `--undo` end to end in the jailed WSL VM (issue 25).
+
+The fake Windows of test_windows_lab answers the checks; on top of it a fake
+powershell.exe carries out what --fix asks Windows to do, the way Windows would: the
+launcher's `Start-Process -Verb RunAs -ArgumentList ...` is parsed as PowerShell and
+Start-Process do (single quotes, then the list joined with spaces and split again as a
+Windows command line, so an unquoted path with a space breaks as it does on Windows),
+the script is read from the user's folder through the fake wslpath's mapping, and each
+command it knows changes the lab's real state: a firewall rule becomes an nft accept in
+the `win` namespace, netsh portproxy edits the table netsh.exe lists, Start-Service
+changes what PowerShell reports. A command it does not know fails, as an unknown cmdlet
+does. Every call is recorded, so a test can prove that nothing changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests import jail
+from tests.lab import WIN_WSL_IP, WSL_IP, Lab
+from tests.scenarios import CLEAN_HOSTS, Vm, mirrored, resolv
+from tests.test_windows_lab import PORTPROXY_HEAD, Windows, vm, windows
+
+pytestmark = pytest.mark.lab
+__all__ = ["vm", "windows"]  # the fixtures this module uses
+
+PROFILE = "C:\\Users\\Jane O'Doe"  # a space and a quote: both must survive the quoting
+
+FAKE_ELEVATING_POWERSHELL = r'''import os, re, subprocess, sys, traceback
+sys.excepthook = lambda *exc: (open(CONF["dir"] + "/fake-error.txt", "a").write(
+    "".join(traceback.format_exception(*exc))), sys.__excepthook__(*exc))
+DIR, GATHER, ANCHOR = CONF["dir"], CONF["gather"], CONF["anchor"]
+PROFILE, HOME = CONF["profile"], CONF["home"]
+argv = sys.argv[1:]
+command = argv[argv.index("-Command") + 1] if "-Command" in argv else ""
+with open(os.path.join(DIR, "calls.jsonl"), "a") as f:
+    f.write(json.dumps(argv) + "\n")
+if "-File" not in argv and "Start-Process" not in command:
+    os.execv(GATHER, [GATHER, *argv])  # the checks' own PowerShell call
+
+def linux(win):
+    assert win.lower().startswith(PROFILE.lower()), win
+    return HOME + win[len(PROFILE):].replace("\\", "/")
+
+def ps_strings(text):
+    """The items of a PowerShell list of single-quoted strings ('' is a quote)."""
+    return [m.replace("''", "'") for m in re.findall(r"'((?:[^']|'')*)'", text)]
+
+def windows_split(line):
+    """A Windows command line split as CommandLineToArgvW does (quotes group, no escapes
+    needed here)."""
+    out, cur, quoted, any_ = [], "", False, False
+    for ch in line:
+        if ch == '"':
+            quoted, any_ = not quoted, True
+        elif ch == " " and not quoted:
+            if cur or any_:
+                out.append(cur)
+            cur, any_ = "", False
+        else:
+            cur += ch
+    if cur or any_:
+        out.append(cur)
+    return out
+
+elevated = "Start-Process" in command
+if elevated:
+    assert re.search(r"-Verb RunAs -Wait ", command), command
+    if os.path.exists(os.path.join(DIR, "decline")):  # the user says No to the UAC prompt
+        print("Start-Process : This command cannot be run due to the error: The operation "
+              "was canceled by the user.", file=sys.stderr)
+        sys.exit(1)
+    args = windows_split(" ".join(ps_strings(command.split("-ArgumentList", 1)[1])))
+else:
+    args = argv
+script_path = linux(args[args.index("-File") + 1])
+text = open(script_path, "rb").read()
+assert text.startswith(b"\xef\xbb\xbf"), "Windows PowerShell 5.1 needs the BOM for UTF-8"
+text = text[3:].decode("utf-8")
+with open(os.path.join(DIR, "scripts.jsonl"), "a") as f:
+    f.write(json.dumps({"elevated": elevated, "script": text}) + "\n")
+
+def nft(*words):
+    return subprocess.run(["nsenter", "--net=/proc/%d/ns/net" % ANCHOR, "nft", *words],
+                          capture_output=True, text=True, check=True).stdout
+
+def extra(change):
+    path = os.path.join(DIR, "powershell-extra.json")
+    doc = json.load(open(path))
+    change(doc)
+    json.dump(doc, open(path, "w"))
+
+def rules():
+    path = os.path.join(DIR, "rules.json")
+    return json.load(open(path)) if os.path.exists(path) else {}
+
+def save_rules(found):
+    json.dump(found, open(os.path.join(DIR, "rules.json"), "w"))
+
+def portproxy(change):
+    path = os.path.join(DIR, "portproxy.txt")
+    text = open(path, newline="").read()
+    cut = text.index("----------\r\n") + 12 if text else 0
+    head, rows = (text[:cut], text[cut:]) if text else (CONF["head"], "")
+    lines = [r for r in rows.split("\r\n") if r.strip()]
+    lines = change(lines)
+    open(path, "w", newline="").write(head + "".join(r + "\r\n" for r in lines) if lines else "")
+
+def run(cmd):
+    """Carries out one command as Windows would; the error text Windows gives, or None."""
+    name = re.search(r"-Name '((?:[^']|'')*)'", cmd)
+    name = name.group(1).replace("''", "'") if name else None
+    if cmd.startswith("New-NetFirewallRule "):
+        found = rules()
+        if name in found:
+            return "Cannot create a file when that file already exists."
+        found[name] = cmd
+        save_rules(found)
+        if "-InterfaceAlias 'vEthernet (WSL)'" in cmd:
+            nft("insert", "rule", "inet", "wslnet", "input", "iifname", "vEthernet-WSL",
+                "accept", "comment", json.dumps(name))
+            extra(lambda d: d.update(WslRules=d.get("WslRules", 0) + 1))
+        return None
+    if cmd.startswith("Remove-NetFirewallRule "):
+        found = rules()
+        if name not in found:
+            return f"No MSFT_NetFirewallRule objects found with property 'Name' equal to '{name}'."
+        if "-InterfaceAlias 'vEthernet (WSL)'" in found.pop(name):
+            listing = nft("-a", "list", "chain", "inet", "wslnet", "input")
+            handle = re.search(r'comment "%s" # handle (\d+)' % re.escape(name), listing).group(1)
+            nft("delete", "rule", "inet", "wslnet", "input", "handle", handle)
+            extra(lambda d: d.update(WslRules=d.get("WslRules", 1) - 1))
+        save_rules(found)
+        return None
+    m = re.fullmatch(r"netsh interface portproxy (add|delete) v4tov4 listenport=(\d+) "
+                     r"listenaddress=(\S+)(?: connectport=(\d+) connectaddress=(\S+))?", cmd)
+    if m:
+        verb, port, address, cport, caddress = m.groups()
+        key = lambda row: row.split()[:2] == [address, port]
+        if verb == "delete":
+            state = {}
+            def drop(lines):
+                state["hit"] = any(key(r) for r in lines)
+                return [r for r in lines if not key(r)]
+            portproxy(drop)
+            missing = "The system cannot find the file specified. (exit code 1)"
+            return None if state["hit"] else missing
+        row = f"{address:<15} {port:<11} {caddress:<15} {cport}"
+        portproxy(lambda lines: [r for r in lines if not key(r)] + [row])
+        return None
+    if cmd in ("Start-Service iphlpsvc", "Stop-Service iphlpsvc"):
+        status = 4 if cmd.startswith("Start") else 1
+        extra(lambda d: d.update(IpHelper={**d.get("IpHelper", {}), "Status": status}))
+        return None
+    m = re.fullmatch(r"Set-NetFirewallHyperVVMSetting -Name '\{40E0AC32-46A5-438A-A0B2-"
+                     r"2B479E8F2E90\}' -DefaultInboundAction (Allow|Block|NotConfigured)", cmd)
+    if m:
+        path = os.path.join(DIR, "hyperv.json")
+        doc = json.load(open(path))
+        doc["DefaultInboundAction"] = {"NotConfigured": 0, "Allow": 2, "Block": 4}[m.group(1)]
+        json.dump(doc, open(path, "w"))
+        return None
+    return "The term '%s' is not recognized as the name of a cmdlet" % cmd.split()[0]
+
+BOILER = ("$global:LASTEXITCODE = 0", "if ($LASTEXITCODE)", "Add-Content ")
+log, number, error = None, 0, None
+results = []
+for line in text.splitlines():
+    if line.startswith("$log = "):
+        log = linux(ps_strings(line)[0])
+    elif line.startswith("# action "):
+        number, error = int(line.split()[2].rstrip(":")), None
+    elif line.startswith("    ") and not line.strip().startswith(BOILER):
+        if error is None:
+            error = run(line.strip())
+    elif line == "} catch {":
+        results.append(f"ok {number}" if error is None else f"error {number}: {error}")
+open(log, "w", encoding="utf-8-sig").write("".join(r + "\r\n" for r in results))
+'''
+
+FAKE_WSLVAR = "#!/bin/sh\n[ \"$1\" = USERPROFILE ] && printf '%s\\r\\n' {profile}\n"
+FAKE_WSLPATH = r"""import sys
+PROFILE, HOME = CONF["profile"], CONF["home"]
+flag, path = sys.argv[1], sys.argv[2]
+if flag == "-u":
+    print(HOME + path[len(PROFILE):].replace("\\", "/"))
+else:
+    print(PROFILE + path[len(HOME):].replace("/", "\\"))
+"""
+
+
+@dataclass
+class Fakes:
+    """The fix-side fakes beside test_windows_lab's, and what they recorded."""
+
+    dir: Path  # where they record (test_windows_lab's folder: they share its state)
+    windows: Windows
+    home: Path  # %UserProfile% as WSL sees it
+    bin: Path
+
+    @property
+    def path(self) -> str:
+        return f"{self.bin}:{self.windows.dir}:{os.environ['PATH']}"
+
+    def calls(self) -> list[list[str]]:
+        text = (self.dir / "calls.jsonl").read_text() if (self.dir / "calls.jsonl").exists() else ""
+        return [json.loads(line) for line in text.splitlines()]
+
+    def changing_calls(self) -> list[list[str]]:
+        """The calls that could change Windows: any that runs a script file."""
+        return [c for c in self.calls() if "-File" in c or "Start-Process" in " ".join(c)]
+
+    def scripts(self) -> list[dict[str, object]]:
+        f = self.dir / "scripts.jsonl"
+        return [json.loads(line) for line in f.read_text().splitlines()] if f.exists() else []
+
+
+@pytest.fixture
+def fakes(lab: Lab, windows: Windows, tmp_path: Path) -> Iterator[Fakes]:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    home = tmp_path / "profile"
+    (home / "AppData" / "Local" / "Temp").mkdir(parents=True)
+    gather = windows.dir / "powershell.exe"
+    files = {
+        "powershell.exe": python_script(FAKE_ELEVATING_POWERSHELL, dir=str(windows.dir),
+            gather=str(gather), anchor=windows.relay_pid, profile=PROFILE, home=str(home),
+            head=PORTPROXY_HEAD),
+        "wslvar": FAKE_WSLVAR.format(profile=shlex_quote(PROFILE)),
+        "wslpath": python_script(FAKE_WSLPATH, profile=PROFILE, home=str(home)),
+    }  # fmt: skip
+    for name, text in files.items():
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o755)
+    for stale in ("calls.jsonl", "scripts.jsonl", "rules.json", "decline"):
+        (windows.dir / stale).unlink(missing_ok=True)
+    f = Fakes(windows.dir, windows, home, folder)
+    try:
+        yield f
+    finally:
+        lab.flush_firewall(lab.win)
+
+
+def python_script(body: str, **conf: object) -> str:
+    """A fake program in Python: its settings in CONF, then `body`."""
+    return (
+        f"#!{sys.executable}\nimport json\nCONF = json.loads({json.dumps(json.dumps(conf))})\n"
+        + body
+    )
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def wslnet_fix(
+    vm: Vm, fakes: Fakes, state: Path, *args: str, answer: str | None = None
+) -> tuple[int, str, str]:
+    """`wslnet check ARGS` in the jailed VM with the fakes on PATH, the journal in
+    `state`, and `answer` on standard input (None: nothing to read)."""
+    argv = list(args)
+    if argv[:1] == ["check"]:
+        argv += ["--wslconfig", str(vm.wslconfig), "--no-picture"]
+    res = jail.run(
+        vm.lab.prefix(vm.lab.wsl),
+        jail.wslnet(*argv),
+        files={"/proc/sys/kernel/osrelease": vm.osrelease},
+        dirs=["/run/WSL"],
+        env={"WSL_DISTRO_NAME": "Ubuntu", "PATH": fakes.path, "XDG_STATE_HOME": str(state),
+             "COLUMNS": "400"},
+        etc={"resolv.conf": resolv(WIN_WSL_IP), "hosts": CLEAN_HOSTS, "wsl.conf": None},
+        input=answer,
+        timeout=60,
+    )  # fmt: skip
+    return res.returncode, res.stdout, res.stderr
+
+
+PUBLIC_BLOCKS = {
+    "WslProfile": 0,  # Public, as PowerShell 5.1 prints the enum
+    "Profiles": [{"Name": "Public", "Enabled": 1, "DefaultInboundAction": 4}],
+    "WslRules": 0,
+}
+
+
+@pytest.fixture
+def filtered_port(lab: Lab) -> Iterator[int]:
+    """A Windows service on the WSL switch whose port the Windows firewall drops."""
+    with lab.inside(lab.win):
+        srv = socket.socket()
+    srv.bind((WIN_WSL_IP, 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    lab.firewall(lab.win, f"tcp dport {port} drop")
+    try:
+        yield port
+    finally:
+        srv.close()
+        lab.flush_firewall(lab.win)
+
+
+def lines_after(out: str, marker: str) -> list[str]:
+    return out[out.index(marker) :].splitlines()
+
+
+FIREWALL_OFFER = (
+    "  1. [Windows, Administrator] allow inbound on vEthernet (WSL)  (undo: remove the rule)"
+)
+
+
+def test_firewall_fix_applied_in_one_elevated_prompt_is_proved_and_undone(
+    vm: Vm, fakes: Fakes, filtered_port: int, tmp_path: Path
+) -> None:
+    port = filtered_port
+    fakes.windows.write(extra=PUBLIC_BLOCKS)
+    state = tmp_path / "state"
+    args = ("check", "host.reach", "windows.firewall", "--host-port", str(port), "--fix")
+    code, out, err = wslnet_fix(vm, fakes, state, *args, answer="y\n")
+    assert code == 0, out + err
+    tail = lines_after(out, "Fixes wslnet can apply:")
+    assert tail[:3] == [
+        "Fixes wslnet can apply:",
+        FIREWALL_OFFER,
+        "Apply 1? [y/N/list]   (one Windows administrator prompt for 1 fix)",
+    ]
+    assert re.fullmatch(
+        rf"✓ host\.reach: Windows {WIN_WSL_IP}:{port} is open \(\d+ ms\)      was: filtered",
+        tail[3],
+    ), tail
+    assert re.fullmatch(
+        r"✓ windows\.firewall: Windows firewall: vEthernet \(WSL\) is Public, inbound Block, "
+        r"1 rules admit WSL      was: warn",
+        tail[4],
+    ), tail
+    assert tail[5] == "Undo with: wslnet check --undo"
+    # One elevated script, read from the user's folder, holding the rule with its name.
+    (script,) = fakes.scripts()
+    assert script["elevated"] is True
+    assert (
+        "    New-NetFirewallRule -Name 'wslnet-wsl-inbound' -DisplayName 'WSL (wslnet)' "
+        "-Direction Inbound -InterfaceAlias 'vEthernet (WSL)' -Action Allow"
+    ) in str(script["script"]).splitlines()
+    assert list((fakes.home / "AppData" / "Local" / "Temp").iterdir()) == []  # cleaned up
+    journal = (state / "wslnet" / "fix-journal.jsonl").read_text().splitlines()
+    assert [json.loads(line)["kind"] for line in journal] == ["fix"]
+
+    code, out, err = wslnet_fix(vm, fakes, state, "check", "--undo")
+    assert code == 0, out + err
+    lines = out.splitlines()
+    assert lines[:4] == [
+        f"Undoing the fixes applied {json.loads(journal[0])['when']}:",
+        "  1. [Windows, Administrator] remove the rule",
+        "  (one Windows administrator prompt for 1 fix)",
+        "✓ remove the rule  (undid: allow inbound on vEthernet (WSL))",
+    ]
+    assert lines[4] == "Now:"
+    assert any(
+        re.fullmatch(rf"✗ Windows {WIN_WSL_IP}:{port} is filtered \(\d+ ms\)", line)
+        for line in lines
+    ), out  # the finding is back: the drop rule applies again
+    assert json.loads((fakes.dir / "rules.json").read_text()) == {}
+    code, out, _ = wslnet_fix(vm, fakes, state, "check", "--undo")
+    assert (code, out.splitlines()[0][:30]) == (1, "Nothing to undo: no fix applie")
+
+
+def test_dry_run_prints_the_commands_and_changes_nothing(
+    vm: Vm, fakes: Fakes, filtered_port: int, tmp_path: Path
+) -> None:
+    fakes.windows.write(extra=PUBLIC_BLOCKS)
+    args = ("check", "host.reach", "--host-port", str(filtered_port), "--dry-run")
+    code, out, err = wslnet_fix(vm, fakes, tmp_path, *args)
+    assert code == 1, err  # the state is unchanged: the failure stands
+    assert lines_after(out, "Fixes wslnet can apply:") == [
+        "Fixes wslnet can apply:",
+        FIREWALL_OFFER,
+        "Dry run: nothing is changed. wslnet would run:",
+        "  Windows, Administrator (one Windows administrator prompt for 1 fix):",
+        "    # allow inbound on vEthernet (WSL)",
+        "    PS> New-NetFirewallRule -Name 'wslnet-wsl-inbound' -DisplayName 'WSL (wslnet)' "
+        "-Direction Inbound -InterfaceAlias 'vEthernet (WSL)' -Action Allow",
+        "    #   undo: PS> Remove-NetFirewallRule -Name 'wslnet-wsl-inbound'",
+    ]
+    assert fakes.changing_calls() == []
+    assert not (tmp_path / "wslnet").exists()  # no journal
+
+
+def test_declining_changes_nothing_and_no_stdin_without_yes_is_exit_2(
+    vm: Vm, fakes: Fakes, filtered_port: int, tmp_path: Path
+) -> None:
+    fakes.windows.write(extra=PUBLIC_BLOCKS)
+    args = ("check", "host.reach", "--host-port", str(filtered_port), "--fix")
+    code, out, _ = wslnet_fix(vm, fakes, tmp_path, *args, answer="n\n")
+    assert code == 1
+    assert out.splitlines()[-1] == "Apply 1? [y/N/list] Nothing changed."
+    code, out, err = wslnet_fix(vm, fakes, tmp_path, *args)  # standard input closed
+    assert code == 2
+    assert err.splitlines() == [
+        "wslnet: --fix asks before it changes anything, and standard input is closed: add "
+        "--yes to apply the fixes listed, or --dry-run to see their commands"
+    ]
+    assert fakes.changing_calls() == []
+
+
+def test_a_declined_administrator_prompt_is_said_and_exits_1(
+    vm: Vm, fakes: Fakes, filtered_port: int, tmp_path: Path
+) -> None:
+    fakes.windows.write(extra=PUBLIC_BLOCKS)
+    (fakes.dir / "decline").touch()
+    args = ("check", "host.reach", "--host-port", str(filtered_port), "--fix", "--yes")
+    code, out, _ = wslnet_fix(vm, fakes, tmp_path, *args)
+    assert code == 1
+    assert out.splitlines()[-1] == (
+        "✗ 1. allow inbound on vEthernet (WSL): not applied: the Administrator prompt was "
+        "declined or failed (Start-Process : This command cannot be run due to the error: "
+        "The operation was canceled by the user.)"
+    )
+    assert not (tmp_path / "wslnet").exists()  # nothing applied: nothing to undo
+
+
+def test_a_fix_whose_recheck_still_fails_says_what_it_found_and_exits_1(
+    lab: Lab, vm: Vm, fakes: Fakes, filtered_port: int, tmp_path: Path
+) -> None:
+    # A second drop that the rule on vEthernet (WSL) does not lift (a Block rule wins
+    # over an Allow on Windows): the rule is added, the port stays filtered.
+    fakes.windows.write(extra=PUBLIC_BLOCKS)
+    lab.sh(lab.win, "nft add table inet wslnetblock && nft add chain inet wslnetblock input "
+                    "'{ type filter hook input priority -5; policy accept; }' && nft add rule "
+                    f"inet wslnetblock input tcp dport {filtered_port} drop")  # fmt: skip
+    try:
+        args = ("check", "host.reach", "--host-port", str(filtered_port), "--fix", "--yes")
+        code, out, _ = wslnet_fix(vm, fakes, tmp_path, *args)
+    finally:
+        lab.sh(lab.win, "nft delete table inet wslnetblock")
+    assert code == 1
+    tail = lines_after(out, "  (one Windows administrator prompt")
+    assert re.fullmatch(
+        r"✗ 1\. allow inbound on vEthernet \(WSL\): applied, but host\.reach still finds: "
+        rf"Windows {WIN_WSL_IP}:{filtered_port} is filtered \(\d+ ms\)",
+        tail[1],
+    ), tail
+    assert tail[2] == (
+        "    no answer: the Windows firewall drops traffic from WSL on vEthernet (WSL)"
+    )
+    assert tail[3] == "Undo with: wslnet check --undo"  # it was applied: it can be undone
+
+
+PORTPROXY_OLD = "198.18.5.77"  # where the VM was before WSL restarted
+
+
+def test_stale_portproxy_is_re_added_for_the_vm_and_undo_restores_it(
+    vm: Vm, fakes: Fakes, tmp_path: Path
+) -> None:
+    fakes.windows.write(
+        portproxy=f"0.0.0.0         2222        {PORTPROXY_OLD}     22\r\n",
+        extra={"IpHelper": {"Status": 4, "StartType": 2}},
+    )
+    code, out, err = wslnet_fix(vm, fakes, tmp_path, "check", "windows.portproxy", "--fix",
+                                answer="list\n1\n")  # fmt: skip
+    assert code == 0, out + err
+    tail = lines_after(out, "Fixes wslnet can apply:")
+    assert tail[:7] == [
+        "Fixes wslnet can apply:",
+        "  1. [Windows, Administrator] delete portproxy 0.0.0.0:2222, add it for "
+        f"{WSL_IP}  (undo: restore it for {PORTPROXY_OLD})",
+        "Apply 1? [y/N/list] Fixes wslnet can apply:",
+        "  1. [Windows, Administrator] delete portproxy 0.0.0.0:2222, add it for "
+        f"{WSL_IP}  (undo: restore it for {PORTPROXY_OLD})",
+        "       PS> netsh interface portproxy delete v4tov4 listenport=2222 listenaddress=0.0.0.0",
+        "       PS> netsh interface portproxy add v4tov4 listenport=2222 listenaddress=0.0.0.0 "
+        f"connectport=22 connectaddress={WSL_IP}",
+        "Apply 1? [y/N/list]   (one Windows administrator prompt for 1 fix)",
+    ]
+    assert tail[7] == (f"• windows.portproxy: portproxy 0.0.0.0:2222 -> {WSL_IP}      was: fail")
+    assert f"{WSL_IP}     22" in (fakes.dir / "portproxy.txt").read_text()
+
+    code, out, err = wslnet_fix(vm, fakes, tmp_path, "check", "--undo")
+    assert code == 0, out + err
+    assert f"✗ portproxy 0.0.0.0:2222 -> {PORTPROXY_OLD} is stale: the WSL VM is at {WSL_IP} " \
+           "now" in out.splitlines()  # fmt: skip
+    assert f"{PORTPROXY_OLD}     22" in (fakes.dir / "portproxy.txt").read_text()
+
+
+def test_ip_helper_stopped_is_started_and_undo_stops_it(
+    vm: Vm, fakes: Fakes, tmp_path: Path
+) -> None:
+    fakes.windows.write(
+        portproxy=f"0.0.0.0         8080        {WSL_IP}     8080\r\n",
+        extra={"IpHelper": {"Status": 1, "StartType": 3}},  # Stopped, Manual
+    )
+    code, out, err = wslnet_fix(vm, fakes, tmp_path, "check", "windows.portproxy", "--fix", "--yes")
+    assert code == 0, out + err
+    tail = lines_after(out, "Fixes wslnet can apply:")
+    assert tail[1] == (
+        "  1. [Windows, Administrator] start the IP Helper service (iphlpsvc)  (undo: stop it)"
+    )
+    assert tail[3] == "✓ windows.portproxy: no longer reported      was: fail"
+    (script,) = fakes.scripts()
+    assert "    Start-Service iphlpsvc" in str(script["script"]).splitlines()
+    code, out, err = wslnet_fix(vm, fakes, tmp_path, "check", "--undo")
+    assert code == 0, out + err
+    assert any(line.startswith("✗ The IP Helper service (iphlpsvc) is stopped") for line in
+               out.splitlines()), out  # fmt: skip
+
+
+def test_hyperv_firewall_in_mirrored_mode_is_opened_and_undo_blocks_again(
+    vm: Vm, fakes: Fakes, tmp_path: Path
+) -> None:
+    fakes.windows.write(hyperv={"Enabled": 1, "DefaultInboundAction": 4})
+    with mirrored(vm.lab):
+        code, out, err = wslnet_fix(vm, fakes, tmp_path, "check", "windows.firewall", "--fix",
+                                    "--yes")  # fmt: skip
+        assert code == 0, out + err
+        tail = lines_after(out, "Fixes wslnet can apply:")
+        assert tail[1] == (
+            "  1. [Windows, Administrator] set the Hyper-V firewall's inbound default for WSL "
+            "to Allow  (undo: set it back to Block)"
+        )
+        assert tail[3] == "✓ windows.firewall: Hyper-V firewall: inbound Allow      was: warn"
+        code, out, err = wslnet_fix(vm, fakes, tmp_path, "check", "--undo")
+    assert code == 0, out + err
+    assert "! The Hyper-V firewall blocks inbound connections to WSL (mirrored mode)" in (
+        out.splitlines()
+    )
+
+
+def test_two_windows_fixes_share_one_elevated_prompt_and_one_undo(
+    vm: Vm, fakes: Fakes, filtered_port: int, tmp_path: Path
+) -> None:
+    port = filtered_port
+    fakes.windows.write(
+        extra={**PUBLIC_BLOCKS, "IpHelper": {"Status": 4, "StartType": 2}},
+        portproxy=f"0.0.0.0         2222        {PORTPROXY_OLD}     22\r\n",
+    )
+    args = ("check", "host.reach", "windows.portproxy", "--host-port", str(port), "--fix")
+    code, out, err = wslnet_fix(vm, fakes, tmp_path, *args, answer="y\n")
+    assert code == 0, out + err
+    tail = lines_after(out, "Apply 1, 2? [y/N/list]")
+    assert tail[0] == "Apply 1, 2? [y/N/list]   (one Windows administrator prompt for 2 fixes)"
+    assert re.fullmatch(r"✓ host\.reach: .* is open \(\d+ ms\)      was: filtered", tail[1])
+    assert tail[2] == f"• windows.portproxy: portproxy 0.0.0.0:2222 -> {WSL_IP}      was: fail"
+    (script,) = fakes.scripts()  # one script, one prompt
+    actions = [line for line in str(script["script"]).splitlines() if line.startswith("# action")]
+    assert actions == [
+        "# action 1: allow inbound on vEthernet (WSL)",
+        f"# action 2: delete portproxy 0.0.0.0:2222, add it for {WSL_IP}",
+    ]
+    code, out, err = wslnet_fix(vm, fakes, tmp_path, "check", "--undo")
+    assert code == 0, out + err
+    assert len(fakes.scripts()) == 2  # the undo: one more script for both
+    assert out.splitlines()[1:4] == [
+        f"  1. [Windows, Administrator] restore it for {PORTPROXY_OLD}",
+        "  2. [Windows, Administrator] remove the rule",
+        "  (one Windows administrator prompt for 2 fixes)",
+    ]
