@@ -41,17 +41,24 @@ def run(
     timeout: float = 30.0,
     etc: dict[str, str | Path | None] | None = None,
     input: str | None = None,
+    etc_dir: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Runs argv inside the jail (after `prefix`, e.g. `ip netns exec NS`); `input` is
     its standard input (none: /dev/null, as for a program no one answers).
 
     `etc` changes a private copy of /etc: a Path is a file to put there, a str starting
     with "->" makes a symbolic link (a dangling one is fine), any other str is content,
-    None removes the file."""
+    None removes the file.
+
+    `etc_dir`: a folder of the test's (a copy of /etc) mounted as /etc, so that what a
+    command changes there outlives the run (`--fix`, then `--undo`); `etc` edits it."""
     script = _SCRIPT
     keep = []
-    if etc:
+    if etc_dir is not None:
+        script += f'mount --bind {shlex.quote(str(etc_dir))} "$R/etc"\n'
+    elif etc:
         script += 'mount -t tmpfs wslnet-etc "$R/etc"\ncp -a /etc/. "$R/etc/"\n'
+    if etc:
         for name, what in etc.items():
             target = shlex.quote(f"/etc/{name}")
             script += f'rm -f "$R"{target}; mkdir -p "$(dirname "$R"{target})"\n'

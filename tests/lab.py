@@ -17,6 +17,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +68,13 @@ if [ -n "$distro" ] && [ "$distro" != "Ubuntu" ]; then
 fi
 exec ip netns exec @WSLNS@ "$@"
 """
+
+
+def _is_root() -> bool:
+    """os.geteuid does not exist on Windows (mypy --platform win32 reads this file too)."""
+    if sys.platform == "win32":
+        return False
+    return os.geteuid() == 0
 
 
 class LabUnavailable(Exception):
@@ -121,7 +129,7 @@ def cleanup_leftovers() -> None:
 
 class Lab:
     def __init__(self) -> None:
-        if os.geteuid() != 0:
+        if not _is_root():
             raise LabUnavailable("the lab needs root (network namespaces)")
         for tool in ("ip", "nft"):
             if shutil.which(tool) is None:

@@ -13,20 +13,23 @@ does. Every call is recorded, so a test can prove that nothing changed."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import signal
 import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
 
 from tests import jail
 from tests.lab import WIN_WSL_IP, WSL_IP, Lab
-from tests.scenarios import CLEAN_HOSTS, Vm, mirrored, resolv
+from tests.scenarios import CLEAN_HOSTS, Vm, dns_server, mirrored, resolv
 from tests.test_windows_lab import PORTPROXY_HEAD, Windows, vm, windows
 
 pytestmark = pytest.mark.lab
@@ -128,16 +131,25 @@ def run(cmd):
             nft("insert", "rule", "inet", "wslnet", "input", "iifname", "vEthernet-WSL",
                 "accept", "comment", json.dumps(name))
             extra(lambda d: d.update(WslRules=d.get("WslRules", 0) + 1))
+        port = re.search(r"-Protocol (TCP|UDP) -LocalPort (\d+) ", cmd)
+        if port:  # Get-NetFirewallPortFilter lists it now, as 5.1 prints a single port
+            row = {"Protocol": port.group(1), "LocalPort": port.group(2)}
+            extra(lambda d: d.update(Inbound=[*d.get("Inbound", []), row]))
         return None
     if cmd.startswith("Remove-NetFirewallRule "):
         found = rules()
         if name not in found:
             return f"No MSFT_NetFirewallRule objects found with property 'Name' equal to '{name}'."
-        if "-InterfaceAlias 'vEthernet (WSL)'" in found.pop(name):
+        original = found.pop(name)
+        if "-InterfaceAlias 'vEthernet (WSL)'" in original:
             listing = nft("-a", "list", "chain", "inet", "wslnet", "input")
             handle = re.search(r'comment "%s" # handle (\d+)' % re.escape(name), listing).group(1)
             nft("delete", "rule", "inet", "wslnet", "input", "handle", handle)
             extra(lambda d: d.update(WslRules=d.get("WslRules", 1) - 1))
+        port = re.search(r"-Protocol (TCP|UDP) -LocalPort (\d+) ", original)
+        if port:
+            row = {"Protocol": port.group(1), "LocalPort": port.group(2)}
+            extra(lambda d: d.update(Inbound=[r for r in d.get("Inbound", []) if r != row]))
         save_rules(found)
         return None
     m = re.fullmatch(r"netsh interface portproxy (add|delete) v4tov4 listenport=(\d+) "
@@ -196,6 +208,50 @@ else:
     print(PROFILE + path[len(HOME):].replace("/", "\\"))
 """
 
+# systemctl inside the VM: records its arguments; `restart systemd-resolved` starts a real
+# resolver on the stub address 127.0.0.53:53 (UDP and TCP, NXDOMAIN to every query) in the
+# VM's namespace, detached, its pid left in resolved.pid for the test to end.
+FAKE_SYSTEMCTL = r"""import os, subprocess, sys
+with open(os.path.join(CONF["dir"], "systemctl-calls.txt"), "a") as f:
+    f.write(" ".join(sys.argv[1:]) + "\n")
+if sys.argv[1:] != ["restart", "systemd-resolved"]:
+    sys.exit(1)
+proc = subprocess.Popen([sys.executable, "-c", CONF["stub"]], start_new_session=True,
+                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+assert proc.stdout.readline() == b"ready\n"  # systemctl returns once the unit is up
+open(os.path.join(CONF["dir"], "resolved.pid"), "w").write(str(proc.pid))
+"""
+RESOLVED_STUB = r"""import socket, struct, sys, threading, time
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+tcp = socket.socket()
+tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+udp.bind(("127.0.0.53", 53)); tcp.bind(("127.0.0.53", 53)); tcp.listen(8)
+nx = lambda q: q[:2] + b"\x81\x83\x00\x01\x00\x00\x00\x00\x00\x00" + q[12:]
+def serve_tcp():
+    while True:
+        c, _ = tcp.accept()
+        with c:
+            c.settimeout(2)
+            try:
+                q = c.recv(struct.unpack(">H", c.recv(2))[0])
+                a = nx(q); c.sendall(struct.pack(">H", len(a)) + a)
+            except (OSError, struct.error):
+                pass
+threading.Thread(target=serve_tcp, daemon=True).start()
+print("ready", flush=True); sys.stdout.close()
+deadline = time.monotonic() + 300  # bounded, should the test's kill never come
+udp.settimeout(1)
+while time.monotonic() < deadline:
+    try:
+        q, peer = udp.recvfrom(512)
+    except OSError:
+        continue
+    udp.sendto(nx(q), peer)
+"""
+# sudo and wsl.exe record their arguments; sudo then fails (as root, none is needed), and
+# wsl.exe --shutdown "stops" nothing here: the record is what a test checks.
+FAKE_RECORDER = '#!/bin/sh\necho "$*" >> "{log}"\nexit {code}\n'
+
 
 @dataclass
 class Fakes:
@@ -218,6 +274,11 @@ class Fakes:
         """The calls that could change Windows: any that runs a script file."""
         return [c for c in self.calls() if "-File" in c or "Start-Process" in " ".join(c)]
 
+    def recorded(self, name: str) -> list[str]:
+        """What a recording fake (sudo, wsl.exe, systemctl) was asked, one call a line."""
+        f = self.dir / f"{name}-calls.txt"
+        return f.read_text().splitlines() if f.exists() else []
+
     def scripts(self) -> list[dict[str, object]]:
         f = self.dir / "scripts.jsonl"
         return [json.loads(line) for line in f.read_text().splitlines()] if f.exists() else []
@@ -236,17 +297,24 @@ def fakes(lab: Lab, windows: Windows, tmp_path: Path) -> Iterator[Fakes]:
             head=PORTPROXY_HEAD),
         "wslvar": FAKE_WSLVAR.format(profile=shlex_quote(PROFILE)),
         "wslpath": python_script(FAKE_WSLPATH, profile=PROFILE, home=str(home)),
+        "systemctl": python_script(FAKE_SYSTEMCTL, dir=str(windows.dir), stub=RESOLVED_STUB),
+        "sudo": FAKE_RECORDER.format(log=windows.dir / "sudo-calls.txt", code=1),
+        "wsl.exe": FAKE_RECORDER.format(log=windows.dir / "wsl-exe-calls.txt", code=0),
     }  # fmt: skip
     for name, text in files.items():
         (folder / name).write_text(text)
         (folder / name).chmod(0o755)
-    for stale in ("calls.jsonl", "scripts.jsonl", "rules.json", "decline"):
+    for stale in ("calls.jsonl", "scripts.jsonl", "rules.json", "decline", "sudo-calls.txt",
+                  "wsl-exe-calls.txt", "systemctl-calls.txt", "resolved.pid"):  # fmt: skip
         (windows.dir / stale).unlink(missing_ok=True)
     f = Fakes(windows.dir, windows, home, folder)
     try:
         yield f
     finally:
         lab.flush_firewall(lab.win)
+        pid = windows.dir / "resolved.pid"
+        if pid.exists():  # the resolver the fake systemctl started
+            os.kill(int(pid.read_text()), signal.SIGTERM)
 
 
 def python_script(body: str, **conf: object) -> str:
@@ -264,13 +332,20 @@ def shlex_quote(text: str) -> str:
 
 
 def wslnet_fix(
-    vm: Vm, fakes: Fakes, state: Path, *args: str, answer: str | None = None
+    vm: Vm,
+    fakes: Fakes,
+    state: Path,
+    *args: str,
+    answer: str | None = None,
+    etc_dir: Path | None = None,
+    wslconfig: Path | None = None,
 ) -> tuple[int, str, str]:
     """`wslnet check ARGS` in the jailed VM with the fakes on PATH, the journal in
-    `state`, and `answer` on standard input (None: nothing to read)."""
+    `state`, and `answer` on standard input (None: nothing to read); `etc_dir`: the
+    VM's /etc, kept from run to run (else a fresh one each run)."""
     argv = list(args)
     if argv[:1] == ["check"]:
-        argv += ["--wslconfig", str(vm.wslconfig), "--no-picture"]
+        argv += ["--wslconfig", str(wslconfig or vm.wslconfig), "--no-picture"]
     res = jail.run(
         vm.lab.prefix(vm.lab.wsl),
         jail.wslnet(*argv),
@@ -278,7 +353,9 @@ def wslnet_fix(
         dirs=["/run/WSL"],
         env={"WSL_DISTRO_NAME": "Ubuntu", "PATH": fakes.path, "XDG_STATE_HOME": str(state),
              "COLUMNS": "400"},
-        etc={"resolv.conf": resolv(WIN_WSL_IP), "hosts": CLEAN_HOSTS, "wsl.conf": None},
+        etc=None if etc_dir else {"resolv.conf": resolv(WIN_WSL_IP), "hosts": CLEAN_HOSTS,
+                                  "wsl.conf": None},
+        etc_dir=etc_dir,
         input=answer,
         timeout=60,
     )  # fmt: skip
@@ -561,3 +638,250 @@ def test_two_windows_fixes_share_one_elevated_prompt_and_one_undo(
         "  2. [Windows, Administrator] remove the rule",
         "  (one Windows administrator prompt for 2 fixes)",
     ]
+
+
+def test_hyperv_dry_run_changes_nothing_and_declining_keeps_it_blocked(
+    vm: Vm, fakes: Fakes, tmp_path: Path
+) -> None:
+    fakes.windows.write(hyperv={"Enabled": 1, "DefaultInboundAction": 4})
+    with mirrored(vm.lab):
+        code, out, _ = wslnet_fix(vm, fakes, tmp_path, "check", "windows.firewall", "--dry-run")
+        assert code == 0  # a warning: the exit code says nothing failed
+        assert lines_after(out, "Dry run:")[2:] == [
+            "    # set the Hyper-V firewall's inbound default for WSL to Allow",
+            "    PS> Set-NetFirewallHyperVVMSetting -Name '{40E0AC32-46A5-438A-A0B2-2B479E8F2E90}'"
+            " -DefaultInboundAction Allow",
+            "    #   undo: PS> Set-NetFirewallHyperVVMSetting -Name "
+            "'{40E0AC32-46A5-438A-A0B2-2B479E8F2E90}' -DefaultInboundAction Block",
+        ]
+        code, out, _ = wslnet_fix(vm, fakes, tmp_path, "check", "windows.firewall", "--fix",
+                                  answer="n\n")  # fmt: skip
+    assert out.splitlines()[-1] == "Apply 1? [y/N/list] Nothing changed."
+    assert fakes.changing_calls() == []
+    assert json.loads((fakes.dir / "hyperv.json").read_text())["DefaultInboundAction"] == 4
+
+
+LAN_PORT = 8443
+
+
+def test_lan_port_rule_is_added_for_a_forwarder_and_undo_removes_it(
+    vm: Vm, fakes: Fakes, tmp_path: Path
+) -> None:
+    # The forwarder's config file on Windows (%APPDATA%\wslnet\forward.toml through the
+    # fake /mnt/c): it listens for the LAN on 8443, and no firewall rule admits it.
+    conf = fakes.home / "AppData" / "Roaming" / "wslnet" / "forward.toml"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(f'[[forward]]\nlisten = "0.0.0.0:{LAN_PORT}"\ntarget = "wsl:443"\n')
+    fakes.windows.write(extra={"Inbound": [{"Protocol": "TCP", "LocalPort": "3389"}]})
+    state = tmp_path / "state"
+    code, out, err = wslnet_fix(vm, fakes, state, "check", "windows.firewall", "--fix",
+                                answer="y\n")  # fmt: skip
+    assert code == 0, out + err
+    assert (
+        f"! wslnet forward listens on TCP port {LAN_PORT} for the LAN, but no firewall rule "
+        "admits it"
+    ) in out.splitlines()
+    assert lines_after(out, "Fixes wslnet can apply:")[1:5] == [
+        f"  1. [Windows, Administrator] allow inbound TCP port {LAN_PORT} from the LAN  "
+        "(undo: remove the rule)",
+        "Apply 1? [y/N/list]   (one Windows administrator prompt for 1 fix)",
+        f"✓ windows.firewall: 1 firewall rules admit TCP port {LAN_PORT} (LAN)      was: warn",
+        "Undo with: wslnet check --undo",
+    ]
+    (script,) = fakes.scripts()
+    assert script["elevated"] is True
+    assert (
+        f"    New-NetFirewallRule -Name 'wslnet-lan-tcp-{LAN_PORT}' -DisplayName 'wslnet "
+        f"{LAN_PORT}' -Direction Inbound -Protocol TCP -LocalPort {LAN_PORT} -Action Allow"
+    ) in str(script["script"]).splitlines()
+    inbound = json.loads((fakes.dir / "powershell-extra.json").read_text())["Inbound"]
+    assert {"Protocol": "TCP", "LocalPort": str(LAN_PORT)} in inbound
+
+    code, out, err = wslnet_fix(vm, fakes, state, "check", "--undo")
+    assert code == 0, out + err
+    assert out.splitlines()[1:4] == [
+        "  1. [Windows, Administrator] remove the rule",
+        "  (one Windows administrator prompt for 1 fix)",
+        f"✓ remove the rule  (undid: allow inbound TCP port {LAN_PORT} from the LAN)",
+    ]
+    assert (
+        f"! wslnet forward listens on TCP port {LAN_PORT} for the LAN, but no firewall rule "
+        "admits it"
+    ) in out.splitlines()  # the finding is back
+    extra = json.loads((fakes.dir / "powershell-extra.json").read_text())
+    assert extra["Inbound"] == [{"Protocol": "TCP", "LocalPort": "3389"}]
+    assert json.loads((fakes.dir / "rules.json").read_text()) == {}
+
+
+STUB = "127.0.0.53"
+
+
+def test_a_dead_resolved_stub_is_restarted_without_sudo_as_root_and_undo_has_nothing_to_do(
+    vm: Vm, fakes: Fakes, tmp_path: Path
+) -> None:
+    etc = tmp_path / "etc"
+    etc_copy(vm, etc, {"resolv.conf": resolv(STUB, by_wsl=False)})
+    code, out, err = wslnet_fix(vm, fakes, tmp_path, "check", "dns.resolver", "--fix",
+                                answer="y\n", etc_dir=etc)  # fmt: skip
+    assert code == 0, out + err
+    assert any(line.startswith(f"✗ systemd-resolved's stub {STUB} does not answer") for line in
+               out.splitlines()), out  # fmt: skip
+    tail = lines_after(out, "Fixes wslnet can apply:")
+    assert tail[1:3] == [
+        "  1. [here, as root] restart systemd-resolved  (undo: nothing to undo: a restart "
+        "changes no setting)",
+        "Apply 1? [y/N/list]   (sudo once for 1 fix)",
+    ]
+    assert re.fullmatch(
+        rf"✓ dns\.resolver: Resolver {re.escape(STUB)} answers \(.*\)      was: fail", tail[3]
+    ), tail  # the stub the fake systemctl started really answers the re-check
+    assert fakes.recorded("systemctl") == ["restart systemd-resolved"]
+    assert fakes.recorded("sudo") == []  # root already: no sudo
+
+    code, out, err = wslnet_fix(vm, fakes, tmp_path, "check", "--undo", etc_dir=etc)
+    assert code == 0, out + err
+    assert out.splitlines()[1:3] == [
+        "  1. [here, as root] nothing to undo: a restart changes no setting",
+        "• restart systemd-resolved: nothing to undo: a restart changes no setting",
+    ]  # and no "(sudo once ...)" line: nothing ran
+    assert fakes.recorded("systemctl") == ["restart systemd-resolved"]
+
+
+def etc_copy(vm: Vm, etc: Path, files: dict[str, str]) -> None:
+    """A copy of /etc for the VM that outlives each run, with the lab's files in it."""
+    vm.lab.sh(vm.lab.wsl, f"cp -a /etc/. {etc}/ 2>/dev/null || mkdir -p {etc} && cp -a /etc/. "
+                          f"{etc}/")  # fmt: skip
+    (etc / "hosts").write_text(CLEAN_HOSTS)
+    (etc / "wsl.conf").unlink(missing_ok=True)
+    resolv_conf = etc / "resolv.conf"
+    resolv_conf.unlink(missing_ok=True)
+    for name, text in files.items():
+        if text.startswith("->"):
+            (etc / name).symlink_to(text[2:].strip())
+        else:
+            (etc / name).write_text(text)
+
+
+DANGLING = "/run/systemd/resolve/stub-resolv.conf"
+
+
+def test_a_dangling_resolv_conf_becomes_wsls_file_with_the_link_kept_and_undo_puts_it_back(
+    vm: Vm, fakes: Fakes, tmp_path: Path
+) -> None:
+    etc = tmp_path / "etc"
+    etc_copy(vm, etc, {"resolv.conf": f"-> {DANGLING}"})
+    with dns_server(vm.lab, vm.lab.win, WIN_WSL_IP):  # the host's DNS proxy (NAT mode)
+        code, out, err = wslnet_fix(vm, fakes, tmp_path, "check", "dns.resolver", "--fix",
+                                    "--yes", etc_dir=etc)  # fmt: skip
+        assert code == 0, out + err
+        tail = lines_after(out, "Fixes wslnet can apply:")
+        assert tail[1:3] == [
+            f"  1. [here, as root] write WSL's /etc/resolv.conf (nameserver {WIN_WSL_IP}), the "
+            "link kept as /etc/resolv.conf.wslnet-backup  (undo: put the link back)",
+            "  (sudo once for 1 fix)",
+        ]
+        assert re.fullmatch(
+            rf"✓ dns\.resolver: Resolver {WIN_WSL_IP} answers \(.*\)      was: fail", tail[3]
+        ), tail
+        assert (etc / "resolv.conf").read_text() == resolv(WIN_WSL_IP)  # as WSL writes it
+        assert os.readlink(etc / "resolv.conf.wslnet-backup") == DANGLING
+        code, out, err = wslnet_fix(vm, fakes, tmp_path, "check", "--undo", etc_dir=etc)
+    assert code == 0, out + err
+    assert (
+        "✓ put the link back  (undid: write WSL's /etc/resolv.conf (nameserver "
+        f"{WIN_WSL_IP}), the link kept as /etc/resolv.conf.wslnet-backup)" in out.splitlines()
+    )
+    assert f"✗ /etc/resolv.conf is a link to {DANGLING}, which does not exist" in out.splitlines()
+    assert os.readlink(etc / "resolv.conf") == DANGLING
+    assert not (etc / "resolv.conf.wslnet-backup").is_symlink()
+    assert fakes.recorded("sudo") == []
+
+
+WSLCONFIG_TYPOS = (
+    "[wsl2]\r\nmemory=4GB\r\ndnsTunneling = ture   # on\r\nlocalhostForwarding=false\r\n"
+)
+WSLCONFIG_FIXED = (
+    "[wsl2]\r\nmemory=4GB\r\ndnsTunneling = true   # on\r\nlocalhostForwarding=true\r\n"
+)
+
+
+def test_wslconfig_typos_are_corrected_with_a_backup_and_shutdown_runs_only_on_its_own_yes(
+    vm: Vm, fakes: Fakes, tmp_path: Path
+) -> None:
+    conf = fakes.home / ".wslconfig"
+    conf.write_bytes(WSLCONFIG_TYPOS.encode())
+    backup = fakes.home / f".wslconfig.wslnet-{sha256(WSLCONFIG_TYPOS.encode()).hexdigest()[:8]}"
+    run = functools.partial(wslnet_fix, vm, fakes, tmp_path, wslconfig=conf)
+    code, out, err = run("check", "config", "--fix", answer="y\nn\n")  # fixes yes, shutdown no
+    assert code == 0, out + err
+    tail = lines_after(out, "Fixes wslnet can apply:")
+    assert (
+        tail[:18]
+        == [
+            "Fixes wslnet can apply:",
+            "  1. [here] edit .wslconfig: dnsTunneling=true, localhostForwarding=true  (undo: "
+            "restore it from the backup)",
+            f"       --- {conf}",
+            f"       +++ {conf} (after)",
+            "       @@ -1,4 +1,4 @@",
+            "        [wsl2]",
+            "        memory=4GB",
+            "       -dnsTunneling = ture   # on",
+            "       -localhostForwarding=false",
+            "       +dnsTunneling = true   # on",
+            "       +localhostForwarding=true",
+            "       applies after `wsl --shutdown`, which is asked for on its own",
+            "Apply 1? [y/N/list]   (1 fix here)",
+            f"✓ config.wslconfig: {conf}: WSL reads every line      was: warn",
+            "✓ config.mode: .wslconfig matches the live nat mode      was: warn",
+            "Undo with: wslnet check --undo",
+            "Run `wsl --shutdown` now, so the changes apply? It stops every WSL distribution, this "
+            "one too. [y/N] These changes apply after `wsl --shutdown`: run it from Windows when "
+            "ready; it stops every WSL distribution, this one too",
+        ][:18]
+    )
+    assert conf.read_bytes() == WSLCONFIG_FIXED.encode()  # CRLF and the comment kept
+    assert backup.read_bytes() == WSLCONFIG_TYPOS.encode()
+    assert fakes.recorded("wsl-exe") == []  # no to the shutdown: not run
+
+    code, out, err = run("check", "--undo")  # standard input closed: no one said yes
+    assert code == 0, out + err
+    assert conf.read_bytes() == WSLCONFIG_TYPOS.encode()
+    assert not backup.exists()
+    assert "! localhostForwarding=false: Windows cannot reach WSL on localhost" in out.splitlines()
+    assert fakes.recorded("wsl-exe") == []
+
+    code, out, err = run("check", "config", "--fix", "--yes")
+    assert code == 0, out + err
+    assert out.splitlines()[-1].endswith("(or give --shutdown with --yes); it stops every WSL "
+                                         "distribution, this one too")  # fmt: skip
+    assert conf.read_bytes() == WSLCONFIG_FIXED.encode()
+    assert fakes.recorded("wsl-exe") == []  # --yes alone never stops every distribution
+
+    code, out, err = run("check", "--undo", answer="y\n")  # its own yes
+    assert code == 0, out + err
+    assert out.splitlines()[-1] == (
+        "Run `wsl --shutdown` now, so the changes apply? It stops every WSL distribution, this "
+        "one too. [y/N] ✓ wsl --shutdown: every WSL distribution stopped"
+    )
+    assert fakes.recorded("wsl-exe") == ["--shutdown"]
+    assert conf.read_bytes() == WSLCONFIG_TYPOS.encode()
+
+
+def test_wslconfig_dry_run_shows_the_diff_and_changes_nothing(
+    vm: Vm, fakes: Fakes, tmp_path: Path
+) -> None:
+    conf = fakes.home / ".wslconfig"
+    conf.write_bytes(WSLCONFIG_TYPOS.encode())
+    code, out, _ = wslnet_fix(vm, fakes, tmp_path, "check", "config", "--dry-run",
+                              "--shutdown", wslconfig=conf)  # fmt: skip
+    assert code == 2  # --shutdown with --dry-run: a usage error
+    code, out, _ = wslnet_fix(vm, fakes, tmp_path, "check", "config", "--dry-run", wslconfig=conf)
+    assert code == 0
+    assert "       +localhostForwarding=true" in out.splitlines()
+    assert out.splitlines()[-1] == (
+        "  then, only on its own yes (or --shutdown): wsl --shutdown (stops every WSL distribution)"
+    )
+    assert conf.read_bytes() == WSLCONFIG_TYPOS.encode()
+    assert sorted(p.name for p in fakes.home.iterdir()) == [".wslconfig", "AppData"]
+    assert fakes.recorded("wsl-exe") == []

@@ -4,14 +4,19 @@ the undo, and the before/after proof. No I/O: the lab tests (test_fix_lab) run i
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
-from wslnet.check.fix import journal, plan, script, session, text
+from wslnet.check.fix import edit, journal, plan, script, session, shell, text
 from wslnet.check.model import Finding, fail, ok, warn
+from wslnet.check.verdicts.config import WslconfigFile, config_mode, wslconfig_file
+from wslnet.check.verdicts.dns import restart_resolved, restore_resolv_conf
 from wslnet.check.verdicts.firewall import firewall_fix, hyperv_fix
 from wslnet.check.verdicts.windows import readd_portproxy, start_ip_helper
 from wslnet.errors import UsageError
 from wslnet.facts.windows import PortProxy
+from wslnet.facts.wslconfig import parse
 from wslnet.verdict import Action, Fix
 
 
@@ -224,3 +229,167 @@ def test_list_shows_the_commands_then_asks_again_and_no_stdin_is_exit_2() -> Non
         session._choose([item], session.FixConfig(False, "ask"), Answers(None))
     assert caught.value.exit_code == 2
     assert session._choose([item], session.FixConfig(False, "yes"), Answers()) == (1,)
+
+
+# --- .wslconfig edits (pure): as WSL's parser reads the file, the diff before consent ---
+
+TYPO_FILE = "[wsl2]\r\nmemory=4GB\r\ndnsTunneling = ture   # on\r\nlocalhostForwarding=false\r\n"
+
+
+def test_a_value_is_replaced_in_place_keeping_spacing_comment_and_crlf() -> None:
+    assert edit.set_value(TYPO_FILE, 3, "true") == TYPO_FILE.replace("ture", "true")
+    assert edit.set_value('[wsl2]\nkernel="C:\\\\a#b" # k\n', 2, "x") == "[wsl2]\nkernel=x # k\n"
+    assert edit.set_value("[wsl2]\nswap=4\\\n GB\n", 2, "1GB") is None  # a continued value
+    assert edit.set_value("[wsl2]\n", 1, "x") is None  # a header, not key=value
+
+
+def test_set_key_changes_the_first_line_of_its_section_or_adds_one_where_wsl_reads_it() -> None:
+    text = "[experimental]\nnetworkingMode=nat\n[wsl2]\nmemory=4GB\n"
+    assert edit.set_key(text, "wsl2", "networkingMode", "mirrored") == (
+        "[experimental]\nnetworkingMode=nat\n[wsl2]\nnetworkingMode=mirrored\nmemory=4GB\n"
+    )
+    assert edit.set_key("[WSL2]\nDnsTunneling=false\n", "wsl2", "dnsTunneling", "true") == (
+        "[WSL2]\nDnsTunneling=true\n"  # keys and sections are case-insensitive
+    )
+    assert edit.set_key("memory=4GB", "wsl2", "localhostForwarding", "true") == (
+        "memory=4GB\n[wsl2]\nlocalhostForwarding=true\n"  # a key above any header is ignored
+    )
+    added = edit.set_key("", "wsl2", "dnsTunneling", "true")
+    assert parse(added).flag("wsl2.dnsTunneling") is True and parse(added).problems == []
+
+
+def test_the_wslconfig_fix_corrects_every_typo_in_one_edit_with_a_backup_and_a_diff() -> None:
+    text = TYPO_FILE + "[experimental]\nhostAddresLoopback=true\n"
+    path = "/mnt/c/Users/Jane O'Doe/.wslconfig"
+    file = WslconfigFile(path, text, "nat")
+    found = wslconfig_file(path, parse(text), file) + config_mode(parse(text), "nat", file)
+    actions = {f.fix.action for f in found if f.fix is not None and f.fix.action is not None}
+    (action,) = actions  # every finding the edit answers carries the same one
+    assert action.summary == (
+        "edit .wslconfig: dnsTunneling=true, hostAddresLoopback -> hostAddressLoopback, "
+        "localhostForwarding=true"
+    )
+    new = (
+        "[wsl2]\r\nmemory=4GB\r\ndnsTunneling = true   # on\r\nlocalhostForwarding=true\r\n"
+        "[experimental]\nhostAddressLoopback=true\n"
+    )
+    assert parse(new).problems == []
+    assert (action.where, action.needs_shutdown) == ("here", True)
+    backup = edit.backup_name(path, text)
+    q = "'/mnt/c/Users/Jane O'\"'\"'Doe/.wslconfig'"
+    assert action.commands[1:] == (
+        f"cp {q} {q[:-1]}{backup[len(path) :]}'",
+        f"printf %s {shlex.quote(new)} > {q}",
+    )
+    assert action.commands[0].endswith(f" | cmp -s - {q}")  # never over an edit made since
+    assert action.undo == (f"mv -f {q[:-1]}{backup[len(path) :]}' {q}",)
+    assert action.diff[2:] == (
+        "@@ -1,6 +1,6 @@",
+        " [wsl2]",
+        " memory=4GB",
+        "-dnsTunneling = ture   # on",
+        "-localhostForwarding=false",
+        "+dnsTunneling = true   # on",
+        "+localhostForwarding=true",
+        " [experimental]",
+        "-hostAddresLoopback=true",
+        "+hostAddressLoopback=true",
+    )
+    lines = text_offer(action)
+    assert lines[2:4] == [f"       --- {path}", f"       +++ {path} (after)"]
+    assert lines[-1] == "       applies after `wsl --shutdown`, which is asked for on its own"
+
+
+def text_offer(action: Action) -> list[str]:
+    return text.offer([plan.Item(1, action, ())])
+
+
+def test_natively_on_windows_the_edit_is_powershell_as_the_user_without_a_bom() -> None:
+    path = "C:\\Users\\Jane O'Doe\\.wslconfig"
+    text_ = "[wsl2]\nnetworkingMode=mirorred\n"
+    (finding,) = wslconfig_file(path, parse(text_), WslconfigFile(path, text_, None, True))
+    assert finding.fix is not None and finding.fix.action is not None
+    action = finding.fix.action
+    backup = edit.backup_name(path, text_).replace("'", "''")
+    assert action.where == "windows"
+    assert action.commands[1:] == (
+        f"Copy-Item -LiteralPath 'C:\\Users\\Jane O''Doe\\.wslconfig' -Destination '{backup}'",
+        "[IO.File]::WriteAllText('C:\\Users\\Jane O''Doe\\.wslconfig', "
+        "'[wsl2]\nnetworkingMode=mirrored\n')",
+    )
+    assert action.undo == (
+        f"Move-Item -Force -LiteralPath '{backup}' -Destination "
+        "'C:\\Users\\Jane O''Doe\\.wslconfig'",
+    )
+
+
+def test_a_line_wsl_skips_for_another_reason_gets_no_edit() -> None:
+    text_ = "[wsl2]\ndns-tunneling=true\n;comment\n"
+    found = wslconfig_file("/w", parse(text_), WslconfigFile("/w", text_, "nat"))
+    assert [f.fix.action for f in found if f.fix is not None] == [None, None]
+
+
+def test_a_shutdown_is_its_own_question_and_yes_alone_never_runs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ran: list[str] = []
+    monkeypatch.setattr(shell, "shutdown", lambda: ran.append("shutdown"))
+    console = Answers("n\n")
+    session._shutdown(session.FixConfig(False, "ask"), console)
+    assert console.lines == [
+        text.SHUTDOWN_QUESTION,
+        "These changes apply after `wsl --shutdown`: run it from Windows when ready; it stops "
+        "every WSL distribution, this one too",
+    ]
+    console = Answers()
+    session._shutdown(session.FixConfig(False, "yes"), console)
+    assert console.lines[0].startswith(
+        "These changes apply after `wsl --shutdown`: run it "
+        "from Windows when ready (or give --shutdown with --yes)"
+    )
+    assert ran == []
+    session._shutdown(session.FixConfig(False, "yes", shutdown=True), Answers())
+    session._shutdown(session.FixConfig(False, "ask"), Answers("y\n"))
+    assert ran == ["shutdown", "shutdown"]
+    with pytest.raises(UsageError, match="--shutdown goes with --fix, --yes or --undo"):
+        session.config(False, False, False, False, False, shutdown=True)
+    with pytest.raises(UsageError, match="--shutdown goes with"):
+        session.config(True, True, False, False, False, shutdown=True)
+
+
+# --- DNS inside WSL ---
+
+
+def test_restarting_resolved_is_one_sudo_and_its_undo_says_there_is_nothing_to_undo() -> None:
+    action = restart_resolved()
+    body = script.sh_script((action,))
+    assert script.sh_argv(body, True, False) == ["sudo", "sh", "-c", body]
+    assert "systemctl restart systemd-resolved" in body
+    assert text.undone(plan.reverse(action), None, False) == (
+        "• restart systemd-resolved: nothing to undo: a restart changes no setting"
+    )
+    assert text.dry_run(plan.batches([action]))[-1] == (
+        "    #   undo: nothing to undo: a restart changes no setting"
+    )
+
+
+def test_a_dangling_link_is_replaced_by_wsls_file_and_the_link_kept_for_the_undo() -> None:
+    action = restore_resolv_conf("198.18.0.1")
+    assert action.where == "here-root"
+    assert action.commands[:2] == (
+        "test ! -e /etc/resolv.conf.wslnet-backup -a ! -L /etc/resolv.conf.wslnet-backup",
+        "mv /etc/resolv.conf /etc/resolv.conf.wslnet-backup",
+    )
+    assert action.commands[2].endswith("nameserver 198.18.0.1\n' > /etc/resolv.conf")
+    assert action.undo == ("rm -f /etc/resolv.conf",
+                           "mv /etc/resolv.conf.wslnet-backup /etc/resolv.conf")  # fmt: skip
+
+
+def test_a_fix_whose_check_still_fails_under_another_title_did_not_work() -> None:
+    link = stamped(fail("/etc/resolv.conf is a dangling link",
+                        fix=Fix("x", [], "here-root", restore_resolv_conf("198.18.0.1"))),
+                   "dns.resolver")  # fmt: skip
+    (item,) = plan.applicable([link])
+    dead = stamped(fail("Resolver 198.18.0.1 does not answer: timeout"), "dns.resolver")
+    (proof,) = plan.prove(item, [dead])
+    assert (proof.after, proof.worked) == (dead, False)

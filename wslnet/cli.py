@@ -518,6 +518,12 @@ def _complete_check(
     "-y", "--yes", is_flag=True, help="With --fix: apply every fix offered, without asking."
 )
 @click.option("--undo", is_flag=True, help="Undo the last fixes --fix applied, and check again.")
+@click.option(
+    "--shutdown",
+    is_flag=True,
+    help="With --fix/--yes/--undo: run `wsl --shutdown` when a change needs it (it stops "
+    "every WSL distribution); without it, --fix asks on its own and --yes does not run it.",
+)
 def check(
     ids: tuple[str, ...],
     list_checks: bool,
@@ -537,6 +543,7 @@ def check(
     dry_run: bool,
     yes: bool,
     undo: bool,
+    shutdown: bool,
 ) -> None:
     """Diagnose WSL networking: every finding with its fix.
 
@@ -568,7 +575,9 @@ def check(
         return
     from wslnet.check.fix import session as fixing
 
-    fixes = fixing.config(fix, dry_run, yes, undo, render.terminal(ascii)[1], as_json or report)
+    fixes = fixing.config(
+        fix, dry_run, yes, undo, render.terminal(ascii)[1], as_json or report, shutdown
+    )
     selected = runner.select(list(ids))
     env = detect()
     options = Options(list(host_port), port, wslconfig, timeout, not no_raw, list(target), boot)

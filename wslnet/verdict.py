@@ -31,6 +31,7 @@ class Action:
     undo_summary: str  # e.g. "remove the rule"
     recheck: tuple[str, ...] = ()  # check ids (besides the finding's own) that prove it
     needs_shutdown: bool = False  # applies only after `wsl --shutdown` (stops every distro)
+    diff: tuple[str, ...] = ()  # a file it changes, as `diff -u` prints it: shown before consent
 
 
 @dataclass

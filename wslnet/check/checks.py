@@ -44,7 +44,7 @@ def wsl_or_windows(ctx: Context) -> str | None:
 @check("config.wslconfig", "%UserProfile%\\.wslconfig as WSL reads it", applies=wsl_or_windows)
 async def wslconfig_file(ctx: Context) -> list[Finding]:
     path, conf = await ctx.wslconfig()
-    return verdicts.wslconfig_file(path, conf)
+    return verdicts.wslconfig_file(path, conf, await ctx.wslconfig_file())
 
 
 @check("config.wslconf", "/etc/wsl.conf as WSL reads it", applies=needs_wsl)
@@ -55,7 +55,7 @@ async def wslconf_file(ctx: Context) -> list[Finding]:
 @check("config.mode", "Configured settings against the live networking mode", applies=needs_wsl2)
 async def config_mode(ctx: Context) -> list[Finding]:
     _, conf = await ctx.wslconfig()
-    return verdicts.config_mode(conf, ctx.env.networking_mode)
+    return verdicts.config_mode(conf, ctx.env.networking_mode, await ctx.wslconfig_file())
 
 
 @check("listeners.bind-address", "Can Windows reach each listening socket?", applies=not_windows)
@@ -95,12 +95,29 @@ async def host_reach(ctx: Context) -> list[Finding]:
     return findings
 
 
+def wsl_nameserver(ctx: Context) -> str | None:
+    """The nameserver WSL writes into /etc/resolv.conf: its DNS tunnel when it runs, else
+    the host in NAT mode (dnsProxy); None when unknown (mirrored without the tunnel copies
+    Windows' servers) or when WSL does not write the file (generateResolvConf=false)."""
+    wslconf = ctx.wslconf()
+    if not ctx.env.in_wsl or (wslconf and wslconf.flag("network.generateResolvConf") is False):
+        return None
+    # The tunnel runs when its address is on lo (env.dns_tunnel also holds WSL's default
+    # address, for telling the tunnel apart in resolv.conf, whether it runs or not).
+    on_lo = [a for a in ctx.env.interfaces.get("lo", []) if a in ctx.env.dns_tunnel]
+    if on_lo:
+        return sorted(on_lo)[0]
+    return ctx.host().address if ctx.env.networking_mode == "nat" else None
+
+
 @check("dns.resolver", "The resolvers in /etc/resolv.conf answer", applies=not_windows, timeout=4.0)
 async def dns_resolver(ctx: Context) -> list[Finding]:
     path = "/etc/resolv.conf"
     text = system.read_text(path)
     conf = resolv.parse(text) if text is not None else None
-    findings = verdicts.resolv_conf(text, conf, system.link_target(path), ctx.env.in_wsl)
+    link = system.link_target(path)
+    generated = wsl_nameserver(ctx) if text is None and link is not None else None
+    findings = verdicts.resolv_conf(text, conf, link, ctx.env.in_wsl, generated)
     if conf is None or not conf.nameservers:
         return findings
     from wslnet.probe import dns

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from wslnet import listeners as sockets
 from wslnet import paths, system
 from wslnet.check import forwarder
+from wslnet.check.verdicts.config import WslconfigFile
 from wslnet.check.verdicts.listen import judge_all
 from wslnet.facts import Problem, neigh, route
 from wslnet.facts.wslconfig import WslConfig, parse
@@ -74,6 +75,7 @@ class Context:
     _windows: WindowsFacts | None = None
     _wsl: WslFacts | None = None
     _profile: tuple[str | None] | None = None  # %UserProfile%, once asked
+    _wslconfig_text: str | None = None  # the text read, for --fix's edit of it
 
     async def windows_profile(self) -> str | None:
         """%UserProfile% as a Linux path, asked of Windows (cmd.exe) once per run."""
@@ -103,8 +105,18 @@ class Context:
                     profile = await self.windows_profile()
                     path = f"{profile}/.wslconfig" if profile else None
                 text = system.read_text(path) if path else None
+                self._wslconfig_text = text
                 self._wslconfig = (path, parse(text) if text is not None else None)
             return self._wslconfig
+
+    async def wslconfig_file(self) -> WslconfigFile | None:
+        """.wslconfig as read, for the edit --fix may make of it (None: no file read)."""
+        path, _ = await self.wslconfig()
+        text = self._wslconfig_text
+        if path is None or text is None:
+            return None
+        mode = self.env.networking_mode if self.env.in_wsl else None
+        return WslconfigFile(path, text, mode, self.env.kind == "windows")
 
     async def listeners(self) -> tuple[list[Listener], list[Problem]]:
         """WSL's listening sockets with their verdicts, read once per run: from /proc

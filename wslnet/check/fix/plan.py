@@ -81,6 +81,7 @@ def reverse(action: Action) -> Action:
         commands=action.undo,
         undo=action.commands,
         undo_summary=action.summary,
+        diff=(),  # the undo puts a backup back: no diff of its own to show
     )
 
 
@@ -120,7 +121,11 @@ def prove(item: Item, after: list[Finding]) -> list[Proof]:
         same = [f for f in after if f.id == before.id]
         match = [f for f in same if _key(f) == _key(before)]
         if not match and not isinstance(_key(before), tuple):
-            match = [f for f in same if f.status == "ok"]
+            titled = [f for f in same if not isinstance(_key(f), tuple)]
+            # its ok line, else a problem it still reports under another title (a
+            # resolver that still does not answer is not "no longer reported")
+            match = [f for f in titled if f.status == "ok"]
+            match = match or [f for f in titled if f.status in PROBLEMS]
         proofs.append(Proof(before, match[0] if match else None))
     return proofs
 

@@ -83,3 +83,9 @@ def results(text: str, count: int, missing: str) -> list[str | None]:
         if word in ("ok", "error") and number.isdigit():
             found[int(number)] = None if word == "ok" else (why.strip() or "failed")
     return [found.get(n, missing) for n in range(1, count + 1)]
+
+
+def shutdown_argv() -> list[str]:
+    """`wsl.exe --shutdown`, from WSL through interop or natively: it stops the VM and every
+    distribution, the one wslnet runs in too, so it runs last and only on its own yes."""
+    return ["wsl.exe", "--shutdown"]

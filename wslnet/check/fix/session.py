@@ -29,12 +29,22 @@ class FixConfig:
     undo: bool
     consent: Consent
     ascii_only: bool = False
+    shutdown: bool = False  # --shutdown: `wsl --shutdown` is wanted, when a change needs it
 
 
 def config(
-    fix: bool, dry_run: bool, yes: bool, undo: bool, ascii_only: bool, for_scripts: bool = False
+    fix: bool,
+    dry_run: bool,
+    yes: bool,
+    undo: bool,
+    ascii_only: bool,
+    for_scripts: bool = False,
+    shutdown: bool = False,
 ) -> FixConfig | None:
     """--dry-run and --yes imply --fix (or go with --undo); None: just check."""
+    if shutdown and (dry_run or not (fix or yes or undo)):
+        raise UsageError("--shutdown goes with --fix, --yes or --undo: it runs `wsl --shutdown` "
+                         "after a change that needs it")  # fmt: skip
     if not (fix or dry_run or yes or undo):
         return None
     if dry_run and yes:
@@ -43,7 +53,7 @@ def config(
         raise UsageError("--fix, --dry-run, --yes and --undo print for people: not with "
                          "--json or --report")  # fmt: skip
     consent: Consent = "dry-run" if dry_run else "yes" if yes else "ask"
-    return FixConfig(undo, consent, ascii_only)
+    return FixConfig(undo, consent, ascii_only, shutdown)
 
 
 class Console(Protocol):
@@ -99,12 +109,26 @@ def _choose(items: list[plan.Item], cfg: FixConfig, console: Console) -> tuple[i
 
 
 def _apply(actions: list[Action], console: Console) -> dict[Action, str | None]:
-    """Runs the actions, one batch per place; the result of each."""
-    outcome: dict[Action, str | None] = {}
-    for batch in plan.batches(actions):
+    """Runs the actions, one batch per place; the result of each. An action without
+    commands (the undo of a restart) has nothing to run: no prompt, no sudo for it."""
+    outcome: dict[Action, str | None] = {a: None for a in actions if not a.commands}
+    for batch in plan.batches([a for a in actions if a.commands]):
         console.echo(text.running(batch))
         outcome.update(zip(batch.actions, shell.run(batch), strict=True))
-    return outcome
+    return {a: outcome[a] for a in actions}
+
+
+def _shutdown(cfg: FixConfig, console: Console) -> None:
+    """`wsl --shutdown` stops every distribution: run on --shutdown or its own yes, never
+    on the yes to the fixes (nor on --yes alone)."""
+    wanted = cfg.shutdown
+    if not wanted and cfg.consent == "ask":
+        answer = console.ask(text.SHUTDOWN_QUESTION)
+        wanted = answer is not None and answer.strip().lower() in ("y", "yes")
+    if not wanted:
+        console.echo(text.shutdown_later(cfg.consent))
+        return
+    console.echo(text.shutting_down(shell.shutdown(), cfg.ascii_only))
 
 
 def _now() -> tuple[str, str]:
@@ -164,11 +188,10 @@ async def fix(
         worked &= error is None and all(p.worked for p in proofs)
         for line in text.proof(item, proofs, error, cfg.ascii_only):
             console.echo(line)
-    if any(a.needs_shutdown for a in applied):
-        console.echo(f"These changes apply after `{text.SHUTDOWN}` (run it from Windows when "
-                     "ready: it stops every WSL distribution, this one too)")  # fmt: skip
     if applied:
         console.echo("Undo with: wslnet check --undo")
+    if any(a.needs_shutdown for a in applied):  # last: from WSL it ends this process too
+        _shutdown(cfg, console)
     now = plan.after_state(findings, after, set(rerun))
     return 0 if worked and not plan.failed(now) else 1
 
@@ -201,4 +224,6 @@ async def undo(env: Environment, options: Options, cfg: FixConfig, console: Cons
     if after:
         console.echo("Now:")
         console.echo(render.for_people(after, False, False, cfg.ascii_only))
+    if any(a.needs_shutdown for a, error in outcome.items() if error is None):
+        _shutdown(cfg, console)
     return 0 if all(e is None for e in outcome.values()) else 1

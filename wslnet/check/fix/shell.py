@@ -92,6 +92,17 @@ def run(batch: Batch) -> list[str | None]:
         return [f"{exc.strerror or exc}"] * len(batch.actions)
 
 
+def shutdown() -> str | None:
+    """Runs `wsl --shutdown`; None when it worked, else why not."""
+    try:
+        code, _, err = system.execute(script.shutdown_argv(), 60.0)
+    except OSError as exc:
+        return f"{exc.strerror or exc}"
+    if code == 0:
+        return None
+    return "wsl.exe not found" if code == 127 else (err.strip() or f"exit code {code}")
+
+
 def read_journal(path: Path) -> str:
     return system.read_text(path) or ""
 

@@ -21,11 +21,31 @@ def offer(items: list[Item], with_commands: bool = False) -> list[str]:
     for item in items:
         a = item.action
         lines.append(f"  {item.number}. [{LABEL[a.where]}] {a.summary}  (undo: {a.undo_summary})")
+        lines += [f"       {line}" for line in a.diff]  # a file's change, before consent
         if with_commands:
             lines += [f"       {PROMPT[a.where]} {c}" for c in a.commands]
         if a.needs_shutdown:
             lines.append(f"       applies after `{SHUTDOWN}`, which is asked for on its own")
     return lines
+
+
+SHUTDOWN_QUESTION = (
+    f"Run `{SHUTDOWN}` now, so the changes apply? It stops every WSL distribution, this one "
+    "too. [y/N] "
+)
+
+
+def shutdown_later(consent: str) -> str:
+    how = " (or give --shutdown with --yes)" if consent == "yes" else ""
+    return (f"These changes apply after `{SHUTDOWN}`: run it from Windows when ready{how}; it "
+            "stops every WSL distribution, this one too")  # fmt: skip
+
+
+def shutting_down(error: str | None, ascii_only: bool) -> str:
+    marks = ASCII_MARKS if ascii_only else MARKS
+    if error is None:
+        return f"{marks['ok']} {SHUTDOWN}: every WSL distribution stopped"
+    return f"{marks['fail']} {SHUTDOWN}: {error}"
 
 
 def question(items: list[Item]) -> str:
@@ -57,6 +77,11 @@ def dry_run(batches: list[Batch], undoing: bool = False) -> list[str]:
             lines += [f"    {PROMPT[a.where]} {c}" for c in a.commands]
             if not undoing:
                 lines += [f"    #   undo: {PROMPT[a.where]} {c}" for c in a.undo]
+                if not a.undo:
+                    lines.append(f"    #   undo: {a.undo_summary}")
+    if any(a.needs_shutdown for b in batches for a in b.actions):
+        lines.append(f"  then, only on its own yes (or --shutdown): {SHUTDOWN} (stops every WSL "
+                     "distribution)")  # fmt: skip
     return lines
 
 
@@ -92,6 +117,8 @@ def undoing(when: str, actions: tuple[Action, ...]) -> list[str]:
 def undone(reversal: Action, error: str | None, ascii_only: bool) -> str:
     """One line per undo action run (`reversal` is plan.reverse of what was applied)."""
     marks = ASCII_MARKS if ascii_only else MARKS
+    if not reversal.commands:  # a restart: nothing was changed that could be put back
+        return f"{marks['info']} {reversal.undo_summary}: {reversal.summary}"
     if error is None:
         return f"{marks['ok']} {reversal.summary}  (undid: {reversal.undo_summary})"
     return f"{marks['fail']} {reversal.summary}: not done: {error}"
