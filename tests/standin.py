@@ -9,17 +9,23 @@ quirk with the source it copies (CPython 3.10-3.14 unless said):
 - ConnectEx parses any 2-tuple as IPv4 (Modules/overlapped.c parse_address): an IPv6
   host in one fails at once with WSAEINVAL.
 - A receive posted after an ICMP port unreachable already came fails at once, raising
-  WSAECONNRESET out of WSARecv/WSARecvFrom (cpython gh-127057); one pending when it comes
-  completes as (b'', None) (Lib/asyncio/windows_events.py IocpProactor.finish_socket_func,
-  gh-91227, 3.11.9+, 3.12.3+, 3.13+), for recv and recvfrom alike. Linux tells an
-  unconnected UDP socket of ICMP errors only with IP_RECVERR, which is set here.
+  WSAECONNRESET out of WSARecv/WSARecvFrom (Modules/overlapped.c: `default:
+  Overlapped_clear(self); return SetFromWindowsErr(err)`; cpython gh-127057). One pending
+  when it comes fails with OSError winerror 1234 (ERROR_PORT_UNREACHABLE, errno EINVAL by
+  PC/errmap.h's default) for recv always (IocpProactor.recv registers finish_socket_func,
+  which converts only NETNAME_DELETED and OPERATION_ABORTED); for recvfrom it completes
+  as (b'', None) from 3.11.9, 3.12.3 and 3.13 on (IocpProactor._finish_recvfrom,
+  gh-91227) and fails with 1234 before. `recvfrom_no_peer` chooses which, by default as
+  the running Python would. Linux tells an unconnected UDP socket of ICMP errors only
+  with IP_RECVERR, which is set here.
 - Each accept is awaited by a task of its own that re-raises a failure nobody retrieves
   (IocpProactor.accept's accept_coro).
 - Transports shut a socket down before closing it (Lib/asyncio/proactor_events.py
   _ProactorBasePipeTransport._call_connection_lost), unless it is closed already; a
   shutdown that fails (a socket the peer reset) raises out of the callback.
 - The loop cannot watch descriptors: add_reader/add_writer raise NotImplementedError
-  (Lib/asyncio/base_events.py; BaseProactorEventLoop does not override them).
+  (Lib/asyncio/events.py AbstractEventLoop; neither BaseEventLoop nor
+  BaseProactorEventLoop overrides them).
 
 The IOCP binding itself runs on the Windows CI job. Python 3.10 has no
 loop.sock_recvfrom/sock_sendto: datagrams are read and sent here without them."""
@@ -36,6 +42,15 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 WSAECONNRESET = 10054
+ERROR_PORT_UNREACHABLE = 1234
+
+
+def recvfrom_gives_no_peer(version: tuple[int, int, int]) -> bool:
+    """Whether IocpProactor.recvfrom completes a port unreachable as (b'', None)
+    (gh-91227: 3.11.9, 3.12.3, 3.13) rather than raising WinError 1234."""
+    return version >= (3, 13) or (3, 12, 3) <= version < (3, 13) or (3, 11, 9) <= version < (3, 12)
+
+
 ERROR_NETNAME_DELETED = 64  # AcceptEx's error for a client that reset before its accept
 
 
@@ -60,6 +75,7 @@ class LoopProactor:
         self.receives = 0
         self.accepts = 0
         self.accept_tasks: weakref.WeakSet[asyncio.Future[None]] = weakref.WeakSet()
+        self.recvfrom_no_peer = recvfrom_gives_no_peer(sys.version_info[:3])
 
     # -- waiting on a socket, as an overlapped operation does -------------------------
     def _overlapped(
@@ -117,8 +133,10 @@ class LoopProactor:
             def completed() -> Any:
                 try:
                     return read()
-                except ConnectionRefusedError:  # came while pending: finish_socket_func
+                except ConnectionRefusedError:  # came while pending
                     _forget_icmp(sock)
+                    if no_peer is None:
+                        raise win_error(errno.EINVAL, ERROR_PORT_UNREACHABLE) from None
                     return no_peer
 
             return self._overlapped(sock, completed)
@@ -164,10 +182,11 @@ class LoopProactor:
         return asyncio.ensure_future(self.loop.sock_connect(conn, address), loop=self.loop)
 
     def recv(self, conn: socket.socket, nbytes: int) -> asyncio.Future[Any]:
-        return self._receive(conn, lambda: conn.recv(nbytes), (b"", None))
+        return self._receive(conn, lambda: conn.recv(nbytes), None)
 
     def recvfrom(self, conn: socket.socket, nbytes: int) -> asyncio.Future[Any]:
-        return self._receive(conn, lambda: conn.recvfrom(nbytes), (b"", None))
+        no_peer = (b"", None) if self.recvfrom_no_peer else None
+        return self._receive(conn, lambda: conn.recvfrom(nbytes), no_peer)
 
     def send(self, conn: socket.socket, buf: bytes) -> asyncio.Future[Any]:
         return asyncio.ensure_future(self.loop.sock_sendall(conn, buf), loop=self.loop)
@@ -248,8 +267,12 @@ class StandInProactorLoop(asyncio.SelectorEventLoop):
         return _ProactorLikeTransport(self, sock, protocol, waiter, extra, server)
 
 
-def run_on_standin(main: Coroutine[Any, Any, Any]) -> Any:
+def run_on_standin(main: Coroutine[Any, Any, Any], recvfrom_no_peer: bool | None = None) -> Any:
+    """Runs `main` on the stand-in; `recvfrom_no_peer` picks a Python's recvfrom (3.11.9+
+    or older) instead of the running one's."""
     loop = StandInProactorLoop()
+    if recvfrom_no_peer is not None:
+        loop._proactor.recvfrom_no_peer = recvfrom_no_peer
     try:
         return loop.run_until_complete(main)
     finally:

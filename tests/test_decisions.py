@@ -12,14 +12,14 @@ from typing import Any, cast
 
 import pytest
 
-from wslnet.forward.core.admit import Refusal, admit
+from wslnet.forward.core.admit import Refusal, admit, evictee, udp_budget
 from wslnet.forward.core.conn import Connection, IllegalMove, State
 from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.resolve import Resolver
 from wslnet.forward.core.rules import Rule, parse_networks, parse_rule
 from wslnet.forward.core.stats import Counters
 from wslnet.forward.core.table import RuleState
-from wslnet.forward.core.udp import UdpRule
+from wslnet.forward.core.udp import SessionBudget, UdpRule
 from wslnet.forward.data.address import Address
 from wslnet.forward.data.ends import SHUTDOWN, End
 from wslnet.forward.data.udp_port import DatagramPort, OnDatagram, OnError
@@ -106,7 +106,7 @@ class FakePort:
 class UdpPlay:
     """A UdpRule with no sockets: datagrams in, ports opened and lines logged out."""
 
-    def __init__(self, max_sessions: int = 8) -> None:
+    def __init__(self, max_sessions: int = 8, budget: SessionBudget | None = None) -> None:
         self.lines: list[tuple[str, dict[str, object]]] = []
         log = EventLog("json", 0, io.StringIO())
         log.observers.append(lambda level, event, msg, fields: self.lines.append((event, fields)))
@@ -114,7 +114,7 @@ class UdpPlay:
         self.counters = Counters()
         loop = asyncio.get_running_loop()
         self.rule = UdpRule(rule(proto="udp"), 1, [], Resolver(loop), log, 60.0,
-                            max_sessions, self.counters, self.open)  # fmt: skip
+                            max_sessions, self.counters, self.open, budget)  # fmt: skip
         self.via = FakePort()  # the listening socket clients write to
 
     def open(
@@ -178,15 +178,68 @@ async def test_a_datagram_without_an_address_opens_no_session() -> None:
     assert play.counters.denied == 1 and play.events("denied")[0]["reason"] == "no-address"
 
 
-async def test_sessions_over_the_limit_are_refused_and_counted_once() -> None:
-    play = UdpPlay(max_sessions=1)
+OTHER, NEWCOMER = ("198.19.0.51", 5353), ("198.19.0.52", 5353)
+
+
+async def test_at_the_rule_cap_the_longest_idle_session_makes_room_for_a_newcomer() -> None:
+    play = UdpPlay(max_sessions=2)
     play.datagram(b"x", CLIENT)
-    play.datagram(b"y", ("198.19.0.51", 5353))
-    assert len(play.opened) == 1
-    assert (play.counters.accepted, play.counters.rejected, play.counters.denied) == (1, 1, 0)
-    refused = play.events("udp-refused")[0]
-    assert (refused["reason"], refused["limit"]) == ("max-sessions", 1)
-    assert not play.counters.ended
+    play.datagram(b"x", OTHER)
+    now = play.rule.sessions[OTHER].last
+    play.rule.sweep(now + 1)
+    play.datagram(b"still here", CLIENT)  # CLIENT talks on; OTHER falls silent
+    play.rule.sweep(now + 2)
+    play.datagram(b"hello", NEWCOMER)
+    assert list(play.rule.sessions) == [CLIENT, NEWCOMER]
+    assert play.opened[1][1].closed and play.opened[2][1].sent == [(b"hello", None)]
+    [line] = play.events("udp-session")
+    assert (line["client"], line["reason"]) == (
+        "198.19.0.51:5353",
+        "evicted: longest idle, the rule at --udp-max-sessions",
+    )
+    assert (play.counters.accepted, play.counters.rejected) == (3, 0)
+    assert dict(play.counters.ended) == {"evicted": 1}
+
+
+async def test_at_the_budget_the_longest_idle_session_of_any_rule_makes_room() -> None:
+    budget = SessionBudget(2)
+    quiet, busy = UdpPlay(budget=budget), UdpPlay(budget=budget)
+    quiet.datagram(b"x", CLIENT)
+    busy.datagram(b"x", OTHER)
+    now = busy.rule.sessions[OTHER].last
+    quiet.rule.sweep(now + 1)
+    busy.rule.sweep(now + 1)
+    busy.datagram(b"y", OTHER)
+    busy.rule.sweep(now + 2)  # OTHER moved since; CLIENT, on the other rule, did not
+    busy.datagram(b"hello", NEWCOMER)
+    assert (list(quiet.rule.sessions), list(busy.rule.sessions)) == ([], [OTHER, NEWCOMER])
+    assert quiet.events("udp-session")[0]["reason"] == (
+        "evicted: longest idle, all rules at the descriptor budget"
+    )
+    assert budget.used == 2
+    quiet.rule.close()
+    busy.rule.close()
+    assert (budget.used, budget.rules) == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("heads", "own", "victim"),
+    [
+        ([5.0, 3.0, None], None, 1),  # the budget: the longest idle of all rules
+        ([5.0, 3.0], 0, 0),  # the rule's own cap: its own, however fresh
+        ([None, None], None, None),  # nothing to evict
+        ([None, 2.0], 0, None),
+        ([4.0, 4.0], None, 0),
+    ],
+)
+def test_which_pool_gives_up_a_session(
+    heads: list[float | None], own: int | None, victim: int | None
+) -> None:
+    assert evictee(heads, own) == victim
+
+
+def test_udp_sessions_may_take_half_the_descriptor_limit() -> None:
+    assert (udp_budget(1024), udp_budget(1 << 20), udp_budget(1)) == (512, 1 << 19, 1)
 
 
 async def test_clients_off_the_allow_list_open_nothing() -> None:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -266,15 +267,27 @@ def test_idle_timeout_closes_idle_connections_only(servers: ServerThread) -> Non
         idle.close()
 
 
-def test_port_in_use_is_one_clear_line_and_exit_2() -> None:
-    taken = listening_socket()
+def test_port_in_use_names_the_program_and_pid_and_exits_2() -> None:
+    taken = listening_socket("0.0.0.0")
     port = taken.getsockname()[1]
     res = run_cli("forward", f"{port}=127.0.0.1:1")
     taken.close()
+    me = Path("/proc/self/comm").read_text().strip()  # this test's process holds it
     assert res.returncode == 2
     assert res.stderr.strip() == (
         f"wslnet: cannot listen on 127.0.0.1:{port}: address already in use: "
-        "another program listens there; stop it or pick another port"
+        f"{me} (pid {os.getpid()}) listens there; stop it or pick another port"
+    )
+
+
+@pytest.mark.parametrize("proto", ["", "udp/"])
+def test_two_rules_on_one_port_name_the_first_rule_and_exit_2(proto: str) -> None:
+    port = free_port()
+    first = f"{proto}{port}=localhost:8000"
+    res = run_cli("forward", first, f"{proto}{port}=127.0.0.1:3000", timeout=10)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"wslnet: cannot listen on {proto}127.0.0.1:{port}: rule 1 ({first}) already listens there"
     )
 
 
@@ -559,3 +572,68 @@ def test_sigterm_with_udp_and_tcp_rules_and_open_sessions_exits_0(
         assert "internal-error" not in fwd.log_text()
         client.close()
     udp_target.close()
+
+
+class UdpEcho(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(data, addr)
+
+
+def udp_echo(servers: ServerThread) -> asyncio.DatagramTransport:
+    """A UDP echo server on loopback, on the servers' loop."""
+
+    async def start() -> asyncio.DatagramTransport:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(UdpEcho, ("127.0.0.1", 0))
+        return transport
+
+    return asyncio.run_coroutine_threadsafe(start(), servers.loop).result(5)
+
+
+def test_a_udp_flood_under_a_low_fd_limit_leaves_tcp_and_new_udp_clients_working(
+    servers: ServerThread,
+) -> None:
+    # Issue 20: at 1,024 sessions per rule a flood took every descriptor, TCP stopped
+    # answering and newcomers were locked out until the idle timeout.
+    tcp, udp = servers.serve(echo), udp_echo(servers)
+    target = udp.get_extra_info("sockname")[1]
+    limit = ("prlimit", "--nofile=256:256", "--")
+    try:
+        with forwarder(f"0=127.0.0.1:{tcp}", f"udp/0=127.0.0.1:{target}", prefix=limit) as fwd:
+            assert fwd.wait_event("started")[0]["udp_budget"] == 128
+            tcp_port, udp_port = fwd.ports
+            deadline = time.monotonic() + 20
+            for _ in range(600):  # each from a source port never used before
+                if time.monotonic() > deadline:
+                    break
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.sendto(b"flood", ("127.0.0.1", udp_port))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as honest:
+                honest.settimeout(5)
+                honest.sendto(b"honest", ("127.0.0.1", udp_port))
+                assert honest.recv(100) == b"honest"
+            echo_round_trip(tcp_port).close()
+            evicted = fwd.wait_event("udp-session")[0]
+            assert evicted["reason"] == "evicted: longest idle, all rules at the descriptor budget"
+    finally:
+        servers.loop.call_soon_threadsafe(udp.close)
+
+
+def test_a_target_that_refuses_at_start_gets_one_warning_and_forwarding_goes_on(
+    servers: ServerThread,
+) -> None:
+    up, down = servers.serve(echo), free_port()
+    with forwarder(f"0=127.0.0.1:{down}", f"0=127.0.0.1:{up}") as fwd:
+        [line] = fwd.wait_event("target-down")
+        assert (line["level"], line["target"], line["msg"]) == (
+            "warning",
+            f"127.0.0.1:{down}",
+            f"target 127.0.0.1:{down} refuses connections now; forwarding anyway",
+        )
+        echo_round_trip(fwd.ports[1]).close()  # the other rule serves meanwhile
+        fwd.signal(signal.SIGTERM)
+        assert fwd.wait() == 0
+    assert len([e for e in fwd.events if e["event"] == "target-down"]) == 1  # not the up one

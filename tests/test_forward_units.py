@@ -22,9 +22,11 @@ from wslnet.forward.control import configfile
 from wslnet.forward.control.auto import AutoForward, wanted
 from wslnet.forward.control.status import RuleStatus, Status, UdpStatus, metrics, render
 from wslnet.forward.core.config import AutoConfig, PortRange, parse_ports
+from wslnet.forward.core.listen import HeldByProgram, HeldByRule, Holder, in_use, overlaps
 from wslnet.forward.core.rules import Endpoint, parse_networks
 from wslnet.forward.data.ends import End
 from wslnet.forward.data.relay import Ending
+from wslnet.forward.run import target_down
 
 
 # -- the config file ---------------------------------------------------------------------
@@ -376,3 +378,57 @@ async def test_a_name_keeps_its_ipv6_sockaddr_whole_for_connectex() -> None:
         (socket.AF_INET, ("127.0.0.1", 9090)),
     ]
     assert resolver.cached(Endpoint("::1", 7)) == [(socket.AF_INET6, ("::1", 7, 0, 0))]
+
+
+@pytest.mark.parametrize(
+    ("end", "line"),
+    [
+        (End("connect-refused"), "target 127.0.0.1:9 refuses connections now; forwarding anyway"),
+        (End("connect-unreachable"), "target 127.0.0.1:9 is unreachable now; forwarding anyway"),
+        (
+            End("connect-timeout"),
+            "target 127.0.0.1:9 does not answer now (no reply in 3 s); forwarding anyway",
+        ),
+        (
+            End("connect-error", "Permission denied"),
+            "target 127.0.0.1:9 cannot be reached now (Permission denied); forwarding anyway",
+        ),
+    ],
+)
+def test_a_target_down_at_start_is_one_line_that_says_forwarding_goes_on(
+    end: End, line: str
+) -> None:
+    assert target_down("127.0.0.1:9", end) == line
+
+
+@pytest.mark.parametrize(
+    ("held", "cause"),
+    [
+        (
+            HeldByRule(1, "9595=localhost:8000"),
+            "rule 1 (9595=localhost:8000) already listens there",
+        ),
+        (
+            HeldByProgram("nginx\x1b[2J", 42),
+            "address already in use: nginx\\x1b[2J (pid 42) listens there; "
+            "stop it or pick another port",
+        ),
+        (
+            None,
+            "address already in use: another program listens there; stop it or pick another port",
+        ),
+    ],
+)
+def test_a_port_in_use_names_who_holds_it_where_known(held: Holder, cause: str) -> None:
+    assert in_use(held) == cause
+
+
+@pytest.mark.parametrize(
+    ("bound", "want", "overlap"),
+    [("127.0.0.1", "127.0.0.1", True), ("0.0.0.0", "127.0.0.1", True), ("::", "127.0.0.1", False),
+     ("::1", "::", True), ("127.0.0.2", "127.0.0.1", False)],
+)  # fmt: skip
+def test_a_wildcard_listener_takes_the_port_on_every_address_of_its_family(
+    bound: str, want: str, overlap: bool
+) -> None:
+    assert overlaps(bound, want) is overlap

@@ -11,7 +11,6 @@ import errno
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +120,7 @@ async def test_a_sessions_socket_keeps_hearing_the_target_gone(
     port.close()
 
 
-@pytest.mark.skipif(sys.platform != "win32", reason="WSAIoctl itself: the Windows CI job")
+@pytest.mark.windows  # WSAIoctl itself: the Windows CI job
 def test_connreset_is_really_off_on_windows() -> None:
     gone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     gone.bind(("127.0.0.1", 0))

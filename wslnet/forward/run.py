@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import ipaddress
 import os
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -16,20 +19,30 @@ from typing import Any
 
 from wslnet import system
 from wslnet.errors import ListenError, UsageError, WslnetError
+from wslnet.facts.procnet import SocketEntry
 from wslnet.forward.control.configfile import FileConfig, default_path
 from wslnet.forward.control.reload import Reloader
+from wslnet.forward.core.admit import udp_budget
 from wslnet.forward.core.config import ForwardConfig, LoopName
+from wslnet.forward.core.listen import overlaps
 from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.resolve import ResolveError, how_found
 from wslnet.forward.core.rules import HOST, Endpoint, Rule, format_addr
 from wslnet.forward.core.server import Forwarder
 from wslnet.forward.core.table import Origin
+from wslnet.forward.data.address import Address
+from wslnet.forward.data.dial import REFUSED, connect_reason
+from wslnet.forward.data.ends import End
+from wslnet.listeners import read_sockets
+
+PROBE_TIMEOUT = 3.0  # Windows retries a refused loopback connect for about 2 s
 
 
-def raise_fd_limit() -> None:
-    """Each connection holds 2 sockets (and 4 pipe ends while data flows)."""
+def raise_fd_limit() -> int | None:
+    """Each connection holds 2 sockets (and 4 pipe ends while data flows). Returns the
+    limit now in force (None on Windows, which has none for sockets)."""
     if sys.platform == "win32":
-        return
+        return None
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -40,6 +53,7 @@ def raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError):
             pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def check_state_folder() -> None:
@@ -125,7 +139,9 @@ def run(config: ForwardConfig, file: FileConfig | None) -> int:
         )
     if config.api is not None:
         check_state_folder()
-    raise_fd_limit()
+    nofile = raise_fd_limit()
+    if nofile is not None:
+        config = dataclasses.replace(config, udp_budget=udp_budget(nofile))
     keep_std_fds()
     loop_name, factory = loop_factory(config.loop)
     log = EventLog(config.log_format, config.verbosity, log_file=config.log_file)
@@ -177,10 +193,20 @@ async def _main(config: ForwardConfig, file: FileConfig | None, log: EventLog, l
         if api is not None:
             api.listeners.watch = auto  # the dashboard lists what the watch sees
         tasks.append(asyncio.create_task(auto.run()))
+    tasks.append(asyncio.create_task(_probe_targets(fwd, rules, log)))  # after the watcher
     from wslnet.forward.control.status import registered
 
     with capture_signals(fwd, reloader) as stopped, registered(fwd, api):
-        log("info", "started", rules=len(fwd.table.rules), engine=fwd.engine, loop=loop)
+        budget = {"udp_budget": config.udp_budget} if config.udp_budget is not None else {}
+        log(
+            "info",
+            "started",
+            "",
+            rules=len(fwd.table.rules),
+            engine=fwd.engine,
+            loop=loop,
+            **budget,
+        )
         try:
             await fwd.serve()
         finally:
@@ -211,6 +237,73 @@ async def _resolve_at_start(
         log("info", "resolved", target=str(target), address=found, via=how_found(target))
 
     await asyncio.gather(*(one(t) for t in targets))
+
+
+def target_down(target: str, end: End) -> str:
+    """The start's one line about a TCP target that a connect did not reach."""
+    if end.kind == "connect-refused":
+        now = "refuses connections now"
+    elif end.kind == "connect-unreachable":
+        now = "is unreachable now"
+    elif end.kind == "connect-timeout":
+        now = f"does not answer now (no reply in {PROBE_TIMEOUT:g} s)"
+    else:
+        now = f"cannot be reached now ({end.detail})"
+    return f"target {target} {now}; forwarding anyway"
+
+
+def listened(entries: list[SocketEntry], addrs: list[Address]) -> bool:
+    """Whether this machine's socket table has a TCP listener that takes a connect to one
+    of `addrs`. A `::` listener may take IPv4 too (unless V6ONLY, which /proc hides)."""
+    return any(
+        e.proto == "tcp" and e.listening and e.port == sockaddr[1]
+        and (e.address == "::" or overlaps(e.address, sockaddr[0]))
+        for e in entries
+        for _, sockaddr in addrs
+    )  # fmt: skip
+
+
+async def _probe_targets(fwd: Forwarder, rules: list[tuple[Rule, Origin]], log: EventLog) -> None:
+    """Each TCP target checked once, all at once, beside the start (never before it): a
+    target that is down is said now, not when the first client fails (issue 22). A target
+    on this machine is looked up in the socket table (Linux), never connected to: a
+    one-shot server (gdbserver, a test's) would take the check for its one client."""
+    targets = {r.target: fwd.resolver.cached(r.target) for r, _ in rules if r.proto == "tcp"}
+    local = sys.platform == "linux" and any(a and _on_loopback(a) for a in targets.values())
+    table = (await asyncio.to_thread(read_sockets))[0] if local else None  # /proc: MiBs
+
+    async def one(target: Endpoint, addrs: list[Address]) -> None:
+        if table is not None and _on_loopback(addrs):
+            end = None if listened(table, addrs) else REFUSED
+        else:
+            end = await _connect_once(addrs, PROBE_TIMEOUT)
+        if end is not None:
+            log("warning", "target-down", target=str(target), msg=target_down(str(target), end))
+
+    # A target that does not resolve was said by _resolve_at_start.
+    await asyncio.gather(*(one(t, a) for t, a in targets.items() if a))
+
+
+def _on_loopback(addrs: list[Address]) -> bool:
+    return all(ipaddress.ip_address(sockaddr[0]).is_loopback for _, sockaddr in addrs)
+
+
+async def _connect_once(addrs: list[Address], timeout: float) -> End | None:
+    """None when a connect to one of `addrs` succeeds (then closed), else why the last
+    one failed."""
+    loop = asyncio.get_running_loop()
+    end = None
+    for family, sockaddr in addrs:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, sockaddr), timeout)
+            return None
+        except (OSError, asyncio.TimeoutError) as exc:
+            end = connect_reason(exc)
+        finally:
+            sock.close()
+    return end
 
 
 @contextlib.contextmanager

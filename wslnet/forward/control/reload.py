@@ -24,6 +24,18 @@ class Reloader:
     def __init__(self, fwd: Forwarder, path: Path | None) -> None:
         self.fwd = fwd
         self.path = path
+        # Taken now, before `started` is logged: a rewrite that follows that line must be
+        # seen as a change, however late the watcher's task first runs.
+        self._last = self._stamp()
+
+    def _stamp(self) -> tuple[float, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()  # stat, never open: a FIFO put there cannot block it
+        except (OSError, ValueError):
+            return None
+        return st.st_mtime, st.st_size
 
     async def reload(self) -> ReloadResult:
         """Never raises: a failure of any kind is one `reload-rejected` line."""
@@ -54,21 +66,11 @@ class Reloader:
 
     async def watch(self, every: float = 1.0) -> None:
         """Reloads when the file changes (its mtime or size)."""
-        path = self.path
-        if path is None:
+        if self.path is None:
             return
-
-        def stamp() -> tuple[float, int] | None:
-            try:
-                st = path.stat()
-            except (OSError, ValueError):
-                return None
-            return st.st_mtime, st.st_size
-
-        last = stamp()
         while True:
             await asyncio.sleep(every)
-            now = stamp()
-            if now != last and now is not None:
-                last = now
+            now = self._stamp()
+            if now != self._last and now is not None:
+                self._last = now
                 await self.reload()  # never raises: the watcher outlives any bad rewrite

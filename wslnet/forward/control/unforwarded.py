@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
+from wslnet import system
 from wslnet.contract import document
 from wslnet.facts import procnet
 from wslnet.forward.core.resolve import ResolveError
@@ -98,7 +99,7 @@ class Listeners:
         proc = await asyncio.create_subprocess_exec(
             exe, "-e", "sh", "-c", procnet.SNAPSHOT_SCRIPT,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL, creationflags=system.no_window(),
         )  # fmt: skip
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), ASK_TIMEOUT)

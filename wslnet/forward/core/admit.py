@@ -8,6 +8,7 @@ Checked in this order: the peer address, the allow list, the limit, the loop.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,6 +62,26 @@ def allowed(allow: tuple[Network, ...], host: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback or any(ip in net for net in allow)
+
+
+def udp_budget(nofile: int) -> int:
+    """UDP sessions all rules together may hold under a descriptor limit of `nofile`: half
+    of it, one socket each. The other half is kept for the listening sockets, TCP
+    connections (two sockets and up to four pipe ends each), the API and the loop's own:
+    a flood at the per-rule cap once took every descriptor and TCP stopped (issue 20)."""
+    return max(nofile // 2, 1)
+
+
+def evictee(heads: Sequence[float | None], own: int | None) -> int | None:
+    """Which pool of sessions gives one up so that a newcomer gets in, instead of being
+    locked out until the idle timeout. `heads[i]` is when pool i's longest-idle session
+    last moved (None: pool i is empty); `own` is the newcomer's pool when that pool is at
+    its own cap (it gives up its own), None when the shared budget is full (the longest
+    idle of all pools goes). None: nothing to evict."""
+    if own is not None:
+        return own if heads[own] is not None else None
+    idle = [(since, i) for i, since in enumerate(heads) if since is not None]
+    return min(idle)[1] if idle else None
 
 
 _MAX_REASON: dict[Proto, str] = {"tcp": "max-conns", "udp": "max-sessions"}

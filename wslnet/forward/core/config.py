@@ -76,6 +76,7 @@ class ForwardConfig:
     resolve_interval: float = 30.0  # names, `wsl` and `host` are resolved again this often
     udp_timeout: float = 60.0
     udp_max_sessions: int = 1024
+    udp_budget: int | None = None  # UDP sessions of all rules together (from RLIMIT_NOFILE)
     config_path: Path | None = None  # the TOML file in use, if any
     api: tuple[str, int] | None = None  # --api: where the control API listens
     auto: AutoConfig | None = None

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from wslnet.errors import ListenError
-from wslnet.forward.core.rules import Endpoint, Rule, format_hostport
+from wslnet.escape import control
+from wslnet.forward.core.rules import Endpoint, Proto, Rule, format_hostport
 from wslnet.forward.data.sockopts import big_buffers, no_connreset
 
 _LISTEN_ERRORS = {
@@ -28,7 +31,73 @@ if sys.platform == "win32":
 _NO_IPV6 = (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
 
 
-def _cause(exc: OSError) -> str:
+@dataclass(frozen=True)
+class HeldByRule:
+    """The port in use is this forwarder's own: another of its rules listens there."""
+
+    id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class HeldByProgram:
+    name: str
+    pid: int
+
+
+Holder = HeldByRule | HeldByProgram | None
+# Who holds (proto, endpoint), asked only when a bind finds the address in use.
+WhoHolds = Callable[[Proto, Endpoint], Holder]
+
+
+def in_use(who: Holder) -> str:
+    """Why a port is in use, naming the holder where it is known."""
+    if isinstance(who, HeldByRule):
+        return f"rule {who.id} ({control(who.text)}) already listens there"
+    if isinstance(who, HeldByProgram):
+        return (
+            f"address already in use: {control(who.name)} (pid {who.pid}) listens there; "
+            "stop it or pick another port"
+        )
+    return _LISTEN_ERRORS[errno.EADDRINUSE]
+
+
+def overlaps(bound: str, want: str) -> bool:
+    """Whether a socket bound to `bound` takes the port on `want` too (the same address,
+    or either is the wildcard of its family)."""
+    try:
+        a, b = ipaddress.ip_address(bound.split("%")[0]), ipaddress.ip_address(want)
+    except ValueError:
+        return False
+    return a == b or (a.version == b.version and (a.is_unspecified or b.is_unspecified))
+
+
+def program_holding(proto: Proto, endpoint: Endpoint) -> HeldByProgram | None:
+    """The program listening on `endpoint`, where this machine's socket table says
+    (Linux: /proc/net and the processes' descriptors we may read); None elsewhere.
+    Slow enough to run only after a bind failed."""
+    if sys.platform != "linux":
+        return None  # Windows: netstat -ano costs a process; say only what is known
+    from wslnet import system
+    from wslnet.listeners import read_sockets
+
+    entries, _ = read_sockets()
+    inodes = [
+        e.inode
+        for e in entries
+        if e.proto == proto and e.port == endpoint.port and e.listening
+        and overlaps(e.address, endpoint.host)
+    ]  # fmt: skip
+    if not inodes:
+        return None
+    owners = system.socket_owners()
+    found = next((owners[i] for i in inodes if i in owners), None)
+    return HeldByProgram(found[1], found[0]) if found is not None else None
+
+
+def _cause(exc: OSError, held: Holder = None) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return in_use(held)
     if exc.errno in _LISTEN_ERRORS:
         return _LISTEN_ERRORS[exc.errno]
     return exc.strerror or str(exc)
@@ -38,8 +107,10 @@ def bind_listener(
     endpoint: Endpoint,
     kind: int = socket.SOCK_STREAM,
     backlog: int = 4096,
+    who_holds: WhoHolds | None = None,
 ) -> socket.socket:
-    """Opens a listening socket exactly on `endpoint`, or raises ListenError."""
+    """Opens a listening socket exactly on `endpoint`, or raises ListenError (naming
+    who holds the address, when it is in use and `who_holds` knows)."""
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
     where = format_hostport(endpoint.host, endpoint.port)
     if kind == socket.SOCK_DGRAM:
@@ -52,7 +123,9 @@ def bind_listener(
         if sys.platform == "win32":
             # SO_REUSEADDR on Windows lets another program steal the port.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
-        else:
+        elif kind == socket.SOCK_STREAM:
+            # For TCP it only skips TIME_WAIT; for UDP on Linux it lets a second socket
+            # (another rule, another program) bind the same port and take its datagrams.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -68,13 +141,18 @@ def bind_listener(
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
+        proto: Proto = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+        taken = exc.errno == errno.EADDRINUSE
+        held = who_holds(proto, endpoint) if taken and who_holds is not None else None
         raise ListenError(
-            f"cannot listen on {where}: {_cause(exc)}", exc.errno, endpoint.port
+            f"cannot listen on {where}: {_cause(exc, held)}", exc.errno, endpoint.port
         ) from None
     return sock
 
 
-def bind_rule(rule: Rule, on_no_ipv6: Callable[[], None]) -> list[socket.socket]:
+def bind_rule(
+    rule: Rule, on_no_ipv6: Callable[[], None], who_holds: WhoHolds | None = None
+) -> list[socket.socket]:
     """The rule's listening sockets: one, or 127.0.0.1 and ::1 on the same port.
 
     Without IPv6 on this machine a both-loopbacks rule listens on 127.0.0.1 alone and
@@ -82,12 +160,14 @@ def bind_rule(rule: Rule, on_no_ipv6: Callable[[], None]) -> list[socket.socket]
     kind = socket.SOCK_DGRAM if rule.proto == "udp" else socket.SOCK_STREAM
     hosts = rule.listen_hosts()
     if len(hosts) == 1:
-        return [bind_listener(rule.listen, kind)]
+        return [bind_listener(rule.listen, kind, who_holds=who_holds)]
     for _ in range(5):
-        first = bind_listener(Endpoint(hosts[0], rule.listen.port), kind)
+        first = bind_listener(Endpoint(hosts[0], rule.listen.port), kind, who_holds=who_holds)
         port = first.getsockname()[1]
         try:
-            return [first, bind_listener(Endpoint(hosts[1], port), kind)]
+            second = Endpoint(hosts[1], port)
+            ask = who_holds if rule.listen.port else None  # port 0: retried, not said
+            return [first, bind_listener(second, kind, who_holds=ask)]
         except ListenError as exc:
             first.close()
             if rule.listen.port == 0 and exc.errno == errno.EADDRINUSE:

@@ -48,6 +48,7 @@ Event = Literal[
     "started",
     "stopped",
     "stopping",
+    "target-down",
     "target-moved",
     "udp-refused",
     "udp-session",

@@ -23,7 +23,7 @@ from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.resolve import Resolver
 from wslnet.forward.core.rules import Endpoint, Rule
 from wslnet.forward.core.table import ListeningSocket, Origin, RuleState, RuleTable
-from wslnet.forward.core.udp import UdpRule
+from wslnet.forward.core.udp import SessionBudget, UdpRule
 from wslnet.forward.data.address import Address
 from wslnet.forward.data.dial import Ends, client_went_away
 from wslnet.forward.data.ends import SHUTDOWN, End
@@ -80,6 +80,7 @@ class Forwarder:
             poller,
         )
         self.table = RuleTable(log, config.allow_any, self)
+        self.udp_budget = SessionBudget(config.udp_budget)  # shared by every UDP rule
         self._conn_ids = itertools.count(1)
         self._stopping = asyncio.Event()
         self._drained = asyncio.Event()
@@ -106,7 +107,7 @@ class Forwarder:
         if rule.proto == "udp":
             socks = [lst.sock for lst in rs.listeners]
             rs.udp = UdpRule(rule, rs.id, socks, self.resolver, self.log, cfg.udp_timeout,
-                             cfg.udp_max_sessions, rs.counters)  # fmt: skip
+                             cfg.udp_max_sessions, rs.counters, budget=self.udp_budget)  # fmt: skip
             rs.udp.start()
         for lst in rs.listeners:
             if rs.udp is not None:

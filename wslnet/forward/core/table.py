@@ -11,9 +11,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from wslnet.errors import ListenError, UsageError
-from wslnet.forward.core.listen import bind_rule
+from wslnet.forward.core.listen import (
+    HeldByRule,
+    Holder,
+    bind_rule,
+    overlaps,
+    program_holding,
+)
 from wslnet.forward.core.log import EventLog
-from wslnet.forward.core.rules import Endpoint, Rule, format_addr
+from wslnet.forward.core.rules import Endpoint, Proto, Rule, format_addr
 from wslnet.forward.core.stats import Counters
 from wslnet.forward.data.ends import IDLE_TIMEOUT
 
@@ -126,7 +132,7 @@ class RuleTable:
             self.log("warning", "no-ipv6", rule=rule.text, msg="::1 unavailable: IPv4 only")
 
         rs = RuleState(next(self._ids), rule, origin)
-        for sock in bind_rule(rule, no_ipv6):
+        for sock in bind_rule(rule, no_ipv6, self.who_holds):
             rs.listeners.append(ListeningSocket(rs, sock, format_addr(sock.getsockname())))
         self.rules.append(rs)
         try:
@@ -140,6 +146,14 @@ class RuleTable:
             self.ports.stop(rs)
             raise
         return rs
+
+    def who_holds(self, proto: Proto, endpoint: Endpoint) -> Holder:
+        """Who listens on an address a new rule found in use: one of our own rules (the
+        user gave two rules one port), else the program this machine's table names."""
+        for rs in self.rules:
+            if rs.rule.proto == proto and not rs.closing and _listens_on(rs, endpoint):
+                return HeldByRule(rs.id, rs.rule.text)
+        return program_holding(proto, endpoint)
 
     async def apply(self, rules: list[Rule], origin: Origin) -> None:
         """Makes the rules of `origin` these: removed ones stop listening (their connections
@@ -214,6 +228,17 @@ class RuleTable:
                     conn.idle += step
                     if conn.idle >= idle_timeout:
                         relay.close(IDLE_TIMEOUT)
+
+
+def _listens_on(rs: RuleState, endpoint: Endpoint) -> bool:
+    for lst in rs.listeners:
+        try:
+            host, port = lst.sock.getsockname()[:2]
+        except OSError:
+            continue  # closed
+        if port == endpoint.port and overlaps(host, endpoint.host):
+            return True
+    return False
 
 
 def _lands_on(rule: Rule, other: RuleState) -> bool:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wslnet.forward.core.admit import admit, log_refusal
+from wslnet.forward.core.admit import admit, evictee, log_refusal
 from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.resolve import ResolveError, Resolver
 from wslnet.forward.core.rules import Rule, format_addr, format_hostport
@@ -38,6 +39,8 @@ from wslnet.forward.data.udp_port import (
 
 _PENDING_LIMIT = 64  # datagrams held while a new session's target is being resolved
 ICMP_UNREACHABLE = End("target-unreachable", "ICMP port unreachable")
+EVICTED_RULE = End("evicted", "longest idle, the rule at --udp-max-sessions")
+EVICTED_BUDGET = End("evicted", "longest idle, all rules at the descriptor budget")
 
 # Opens a connected socket towards the target, as a started-later DatagramPort.
 OpenTarget = Callable[[asyncio.AbstractEventLoop, Address, OnDatagram, OnError], DatagramPort]
@@ -102,6 +105,16 @@ class Session:
             self.pending.append(data)
 
 
+class SessionBudget:
+    """UDP sessions of all rules together, against one limit taken from the descriptor
+    limit (admit.udp_budget); the rules that share it, to take the longest idle from."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = sys.maxsize if limit is None else limit
+        self.used = 0
+        self.rules: list[UdpRule] = []
+
+
 def _ignore(*_: object) -> None:
     pass  # e.g. an ICMP error about a reply sent to a client: nothing to do
 
@@ -120,6 +133,7 @@ class UdpRule:
         max_sessions: int,
         counters: Counters,
         opener: OpenTarget = open_target,
+        budget: SessionBudget | None = None,
     ) -> None:
         self.rule = rule
         self.id = rule_id
@@ -130,8 +144,12 @@ class UdpRule:
         self.max_sessions = max_sessions
         self.counters = counters
         self.opener = opener
+        self.budget = SessionBudget() if budget is None else budget
+        self.budget.rules.append(self)  # until close()
         self.loop = asyncio.get_running_loop()
-        self.sessions: dict[Any, Session] = {}  # by client address, as recvfrom gave it
+        # By client address, as recvfrom gave it, in order of last activity as the sweep
+        # saw it: the first is the longest idle (eviction costs no search).
+        self.sessions: dict[Any, Session] = {}
         self.ports: list[DatagramPort] = []  # one per listening socket
         self.dropped_ended = 0  # datagrams dropped by the sessions that have ended
         self._sweeper: asyncio.Task[None] | None = None
@@ -163,13 +181,17 @@ class UdpRule:
         session.send(data)
 
     def _new_session(self, via: DatagramPort, addr: Any) -> Session | None:
-        refusal = admit(self.rule, addr, len(self.sessions), self.max_sessions)
+        refusal = admit(self.rule, addr, 0, None)  # the caps evict instead: make_room
         if refusal is not None:
             self.counters.refused(refusal)
             log_refusal(self.log, self.id, "udp", addr, refusal)
             return None
+        budget = self.budget
+        if len(self.sessions) >= self.max_sessions or budget.used >= budget.limit:
+            self.make_room()
         session = Session(self, addr, via)
         self.sessions[addr] = session
+        budget.used += 1
         self.counters.accepted += 1
         addrs = self.resolver.cached(self.rule.target)
         if addrs is None:  # a name to look up first; datagrams wait in `pending`
@@ -177,6 +199,18 @@ class UdpRule:
         else:
             self._open(session, addrs)
         return session
+
+    def make_room(self) -> None:
+        """Ends the longest-idle session: this rule's at its own cap, else the longest
+        idle of all rules (the budget is full), so that a newcomer is never locked out."""
+        rules = self.budget.rules
+        own = len(self.sessions) >= self.max_sessions
+        victim = evictee(
+            [_first_last(r.sessions) for r in rules], rules.index(self) if own else None
+        )
+        if victim is not None:
+            pool = rules[victim]
+            pool.end(next(iter(pool.sessions.values())), EVICTED_RULE if own else EVICTED_BUDGET)
 
     async def _resolve_then_open(self, session: Session) -> None:
         try:
@@ -201,7 +235,8 @@ class UdpRule:
         if session.ended:
             return
         session.ended = True
-        self.sessions.pop(session.client, None)
+        if self.sessions.pop(session.client, None) is not None:
+            self.budget.used -= 1
         dropped = 0
         if session.port is not None:
             dropped = session.port.dropped
@@ -210,9 +245,7 @@ class UdpRule:
         self.counters.finished(reason, session.up, session.down)
         level = end_level(reason)
         if self.log.enabled(level):
-            self.log(
-                level,
-                "udp-session",
+            fields: dict[str, object] = dict(
                 rule=self.id,
                 client=format_addr(session.client),
                 target=session.target or str(self.rule.target),
@@ -224,6 +257,10 @@ class UdpRule:
                 duration=round(time.monotonic() - session.started, 6),
                 reason=str(reason),
             )
+            if reason.kind == "evicted":  # a flood evicts one per datagram: a line a second
+                self.log.limited(f"udp-evicted:{self.id}", level, "udp-session", **fields)
+            else:
+                self.log(level, "udp-session", "", **fields)
 
     async def _sweep(self) -> None:
         step = min(1.0, self.timeout / 4)
@@ -237,6 +274,7 @@ class UdpRule:
             moved = session.datagrams_up + session.datagrams_down
             if moved != session.seen:
                 session.seen, session.last = moved, now
+                self.sessions[session.client] = self.sessions.pop(session.client)  # to the end
             elif now - session.last >= self.timeout:
                 self.end(session, IDLE_TIMEOUT)
 
@@ -244,7 +282,16 @@ class UdpRule:
         """Stops listening and ends every session: datagrams have no stream to drain."""
         for port in self.ports:
             port.close()
+        if self in self.budget.rules:
+            self.budget.rules.remove(self)
         if self._sweeper is not None:
             self._sweeper.cancel()
         for session in list(self.sessions.values()):
             self.end(session, SHUTDOWN)
+
+
+def _first_last(sessions: dict[Any, Session]) -> float | None:
+    """When the longest-idle session (the first) last moved; None when there is none."""
+    for session in sessions.values():
+        return session.last
+    return None

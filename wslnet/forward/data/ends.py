@@ -22,6 +22,7 @@ EndKind = Literal[
     "client-closed",  # closed by the loop without passing an end of file
     "target-closed",
     "target-unreachable",  # UDP: the target answered ICMP port unreachable
+    "evicted",  # UDP: the longest-idle session, to make room for a new client
     "error",  # the relay could not take the sockets over
 ]
 # The ways a connection ends when nothing went wrong: logged as info, not counted as errors.
