@@ -30,10 +30,17 @@ import pytest
 from tests import jail
 from tests.lab import WIN_WSL_IP, WSL_IP, Lab
 from tests.scenarios import CLEAN_HOSTS, Vm, dns_server, mirrored, resolv
-from tests.test_windows_lab import PORTPROXY_HEAD, Windows, vm, windows
+from tests.test_windows_lab import (
+    EMPTY_EXCLUDED,
+    PORTPROXY_HEAD,
+    Windows,
+    vm,
+    windows,
+    wsl_service,
+)
 
 pytestmark = pytest.mark.lab
-__all__ = ["vm", "windows"]  # the fixtures this module uses
+__all__ = ["vm", "windows", "wsl_service"]  # the fixtures this module uses
 
 PROFILE = "C:\\Users\\Jane O'Doe"  # a space and a quote: both must survive the quoting
 
@@ -180,6 +187,18 @@ def run(cmd):
         doc["DefaultInboundAction"] = {"NotConfigured": 0, "Allow": 2, "Block": 4}[m.group(1)]
         json.dump(doc, open(path, "w"))
         return None
+    if cmd == "net stop winnat; net start winnat":
+        # WinNAT gives its ranges back when it stops and has not reserved new ones yet:
+        # only those an administrator added (marked *) stay in netsh's table.
+        for name in ("excluded-tcp.txt", "excluded-udp.txt"):
+            path = os.path.join(DIR, name)
+            text = open(path, newline="").read()
+            rows = text.split("\r\n")
+            kept = [r for r in rows if not re.fullmatch(r"\s*\d+\s+\d+\s*", r)]
+            open(path, "w", newline="").write("\r\n".join(kept))
+        with open(os.path.join(DIR, "winnat-calls.txt"), "a") as f:
+            f.write(cmd + "\n")
+        return None
     return "The term '%s' is not recognized as the name of a cmdlet" % cmd.split()[0]
 
 BOILER = ("$global:LASTEXITCODE = 0", "if ($LASTEXITCODE)", "Add-Content ")
@@ -305,7 +324,8 @@ def fakes(lab: Lab, windows: Windows, tmp_path: Path) -> Iterator[Fakes]:
         (folder / name).write_text(text)
         (folder / name).chmod(0o755)
     for stale in ("calls.jsonl", "scripts.jsonl", "rules.json", "decline", "sudo-calls.txt",
-                  "wsl-exe-calls.txt", "systemctl-calls.txt", "resolved.pid"):  # fmt: skip
+                  "wsl-exe-calls.txt", "systemctl-calls.txt", "resolved.pid",
+                  "winnat-calls.txt"):  # fmt: skip
         (windows.dir / stale).unlink(missing_ok=True)
     f = Fakes(windows.dir, windows, home, folder)
     try:
@@ -885,3 +905,103 @@ def test_wslconfig_dry_run_shows_the_diff_and_changes_nothing(
     assert conf.read_bytes() == WSLCONFIG_TYPOS.encode()
     assert sorted(p.name for p in fakes.home.iterdir()) == [".wslconfig", "AppData"]
     assert fakes.recorded("wsl-exe") == []
+
+
+@pytest.fixture
+def eth0_service(lab: Lab) -> Iterator[int]:
+    """A server in the VM bound to its eth0 address: WSL's relay misses it (#10206)."""
+    with lab.inside(lab.wsl):
+        srv = socket.socket()
+    srv.bind((WSL_IP, 0))
+    srv.listen(8)
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        srv.close()
+
+
+FORWARD_HEAD = 'api = false\n\n[[forward]]\nlisten = "8080"\ntarget = "wsl:80"\n'
+
+
+def test_a_listener_the_relay_misses_is_added_to_the_forwarders_file_and_undo_removes_it(
+    vm: Vm, fakes: Fakes, eth0_service: int, tmp_path: Path
+) -> None:
+    port = eth0_service
+    conf = fakes.home / "AppData" / "Roaming" / "wslnet" / "forward.toml"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(FORWARD_HEAD)
+    state = tmp_path / "state"
+    args = ("check", "listeners.bind-address", "--port", str(port), "--fix")
+    code, out, err = wslnet_fix(vm, fakes, state, *args, answer="y\n")
+    assert code == 0, out + err
+    comm = Path("/proc/self/comm").read_text().strip()  # the server is this process's socket
+    listener = f"tcp {WSL_IP}:{port} ({comm}, pid {os.getpid()})"
+    assert f"! {listener}: Windows localhost no" in out.splitlines()
+    tail = lines_after(out, "Fixes wslnet can apply:")
+    assert tail[1] == (
+        f"  1. [here] add a forward of TCP port {port} to wsl:{port} in "
+        "%APPDATA%\\wslnet\\forward.toml  (undo: remove that table (the backup put back))"
+    )
+    assert f'       +listen = "{port}"' in tail  # the diff, before the question
+    note = tail.index("       a running wslnet forwarder on Windows reloads the file at once; "
+                      "if none runs, start it on Windows with `wslnet forward` (it reads that "
+                      "file) or `wslnet service install`")  # fmt: skip
+    question = next(n for n, line in enumerate(tail) if line.startswith("Apply 1? [y/N/list]"))
+    assert note < question
+    assert tail[question + 1] == (
+        f"• listeners.bind-address: {listener}: forwarded by the wslnet forwarder's file on "
+        "Windows      was: warn"
+    )
+    assert conf.read_text() == FORWARD_HEAD + (
+        "\n# added by wslnet check --fix (undo: wslnet check --undo)\n"
+        f'[[forward]]\nlisten = "{port}"\ntarget = "wsl:{port}"\n'
+    )
+    assert fakes.changing_calls() == []  # a file through /mnt/c: no PowerShell, no prompt
+
+    code, out, err = wslnet_fix(vm, fakes, state, "check", "--undo")
+    assert code == 0, out + err
+    assert (
+        "✓ remove that table (the backup put back)  (undid: add a forward of TCP port "
+        f"{port} to wsl:{port} in %APPDATA%\\wslnet\\forward.toml)"
+    ) in out.splitlines()
+    assert f"! {listener}: Windows localhost no" in out.splitlines()  # the finding is back
+    assert conf.read_text() == FORWARD_HEAD
+    assert sorted(p.name for p in conf.parent.iterdir()) == ["forward.toml"]
+
+
+def test_a_port_winnat_reserved_is_freed_by_a_restart_after_its_warning(
+    vm: Vm, fakes: Fakes, wsl_service: int, tmp_path: Path
+) -> None:
+    port = wsl_service
+    low = port - 10
+    rows = f"{low:>10}  {low + 99:>10}\r\n{1024:>10}  {1024:>10}     *\r\n"
+    fakes.windows.write(excluded=EMPTY_EXCLUDED.replace(
+        "----------    --------\r\n", "----------    --------\r\n" + rows))  # fmt: skip
+    state = tmp_path / "state"
+    args = ("check", "windows.excluded-ports", "--port", str(port), "--fix")
+    code, out, err = wslnet_fix(vm, fakes, state, *args, answer="y\n")
+    assert code == 0, out + err
+    assert (f"✗ TCP port {port} is reserved by Windows (range {low}-{low + 99})"
+            in out.splitlines())  # fmt: skip
+    assert lines_after(out, "Fixes wslnet can apply:")[1:5] == [
+        "  1. [Windows, Administrator] restart WinNAT to free the port ranges it reserved  "
+        "(undo: nothing to undo: a restart changes no setting)",
+        "       warning: restarting WinNAT drops every NAT connection on Windows (WSL's and "
+        "Docker's) for a moment",
+        "Apply 1? [y/N/list]   (one Windows administrator prompt for 1 fix)",
+        f"✓ windows.excluded-ports: No port of interest is in a range Windows reserves "
+        f"({port})      was: fail",
+    ]
+    (script,) = fakes.scripts()
+    assert script["elevated"] is True
+    assert fakes.recorded("winnat") == ["net stop winnat; net start winnat"]
+    table = (fakes.dir / "excluded-tcp.txt").read_text()
+    assert f"{low:>10}" not in table and "      1024        1024     *" in table
+
+    code, out, err = wslnet_fix(vm, fakes, state, "check", "--undo")
+    assert code == 0, out + err
+    assert (
+        "• restart WinNAT to free the port ranges it reserved: nothing to undo: a restart "
+        "changes no setting"
+    ) in out.splitlines()
+    assert len(fakes.scripts()) == 1  # nothing ran: no second prompt

@@ -17,9 +17,7 @@ from wslnet.forward.core.config import Engine as EngineName
 from wslnet.forward.core.config import ForwardConfig, LogFormat, LoopName
 
 if TYPE_CHECKING:
-    from wslnet.check.model import Finding
     from wslnet.forward.control.client import ApiClient
-    from wslnet.where import Environment
 
 # Commands import what they need inside their bodies: `wslnet ip host` is called from
 # scripts and must start fast, so nothing heavy (asyncio, aiohttp, scapy) loads at import.
@@ -562,80 +560,15 @@ def check(
       wslnet check --fix                    (apply the fixes it can, after asking)
       wslnet check --undo                   (put back what the last --fix changed)
     """
-    import asyncio
+    from wslnet.check.command import CheckConfig, given_words, run_command
+    from wslnet.check.context import Options
 
-    debug = click.get_current_context().find_object(Session)
-    from wslnet.check import render, runner
-    from wslnet.check.context import Context, Options
-    from wslnet.where import detect
-
-    if list_checks:
-        for c in runner.select([]):
-            click.echo(f"{c.id:<24} {c.title}")
-        return
-    from wslnet.check.fix import session as fixing
-
-    fixes = fixing.config(
-        fix, dry_run, yes, undo, render.terminal(ascii)[1], as_json or report, shutdown
-    )
-    selected = runner.select(list(ids))
-    env = detect()
+    session = click.get_current_context().find_object(Session)
     options = Options(list(host_port), port, wslconfig, timeout, not no_raw, list(target), boot)
-    if fixes is not None and fixes.undo:
-        sys.exit(asyncio.run(fixing.undo(env, options, fixes, fixing.StdConsole())))
-
-    context = Context(env, options)
-
-    async def go() -> list[Finding]:
-        return await runner.run(selected, context, bool(debug and debug.debug))
-
-    findings = asyncio.run(go())
-    if report:
-        from wslnet.check import report as facts
-
-        path, conf = context.wslconfig_seen()
-        user = facts.windows_user(path)
-        settings = facts.settings(conf)
-        click.echo(facts.markdown_report(env, findings, facts.versions(env), settings, user))
-    elif as_json:
-        click.echo(render.as_json(env, findings))
-    else:
-        ids_run = [c.id for c in selected]
-        click.echo(_for_people(env, findings, ids_run, verbose, ascii, no_picture, no_raw, ids))
-    if fixes is not None:
-        ran = [c.id for c in selected]
-        go_fix = fixing.fix(env, options, ran, findings, fixes, fixing.StdConsole())
-        sys.exit(asyncio.run(go_fix))
-    failed = any(f.status in ("fail", "crash") for f in findings)
-    sys.exit(1 if failed else 0)
-
-
-def _for_people(
-    env: Environment,
-    findings: list[Finding],
-    ids_run: list[str],
-    verbose: bool,
-    ascii: bool,
-    no_picture: bool,
-    no_raw: bool,
-    ids: tuple[str, ...],
-) -> str:
-    """`check`'s text: the picture (when the run gathered what it shows), the findings
-    wrapped to the terminal, and the hint for checks that need root."""
-    from wslnet.check import render
-    from wslnet.check.picture import drawable, picture
-
-    width, ascii_only = render.terminal(ascii)
-    color = render.use_color()
-    text = render.for_people(findings, verbose, color, ascii_only, render.wrap_width(width))
-    if not no_picture and drawable(env, set(ids_run)):
-        text = picture(env, findings, width, ascii_only, color) + "\n\n" + text
-    given = sys.argv[sys.argv.index("check") + 1 :] if "check" in sys.argv else list(ids)
-    hint = render.root_hint(env, ids_run, not no_raw, given)
-    text += f"\n{hint}" if hint else ""
-    if ascii_only:  # LANG=C or a legacy code page: what it cannot show becomes "?"
-        text = text.encode("ascii", "replace").decode("ascii")
-    return text
+    sys.exit(run_command(CheckConfig(
+        ids, options, list_checks, as_json, report, verbose, ascii, no_picture,
+        bool(session and session.debug), given_words(ids), fix, dry_run, yes, undo, shutdown,
+    )))  # fmt: skip
 
 
 @cli.group()

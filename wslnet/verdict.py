@@ -32,6 +32,7 @@ class Action:
     recheck: tuple[str, ...] = ()  # check ids (besides the finding's own) that prove it
     needs_shutdown: bool = False  # applies only after `wsl --shutdown` (stops every distro)
     diff: tuple[str, ...] = ()  # a file it changes, as `diff -u` prints it: shown before consent
+    note: str = ""  # what the user must know before saying yes (a warning, what comes next)
 
 
 @dataclass
@@ -79,6 +80,7 @@ Cause = Literal[
     "wslnet-forward",  # a running `wslnet forward`'s own listener
     "container-published",  # a container's: reached through a published port
     "container-loopback",  # a container's loopback: no published port reaches it
+    "wslnet-configured",  # the relay misses it; the forwarder's file on Windows forwards it
 ]
 CAUSES: tuple[Cause, ...] = get_args(Cause)
 

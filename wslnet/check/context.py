@@ -126,9 +126,11 @@ class Context:
                 in_wsl = self.env.in_wsl or self.env.kind == "windows"
                 _, conf = await self.wslconfig() if in_wsl else (None, None)
                 off = conf is not None and conf.flag("wsl2.localhostForwarding") is False
+                file = await self.forward_file() if in_wsl else None
                 if self.env.kind == "windows":
                     wsl = await self.wsl()
-                    found = judge_all(wsl.entries, wsl.mode or "nat", not off, wsl.vm_addresses)
+                    found = judge_all(wsl.entries, wsl.mode or "nat", not off, wsl.vm_addresses,
+                                      forward_file=file)  # fmt: skip
                     self._listeners = (found, [])
                 else:
                     entries, problems = sockets.read_sockets()
@@ -138,7 +140,7 @@ class Context:
                     owners = system.socket_owners()
                     found = judge_all(
                         entries, mode, not off, env.vm_addresses, container, owners,
-                        env.dns_tunnel, forwarded_sockets(),
+                        env.dns_tunnel, forwarded_sockets(), file,
                     )  # fmt: skip
                     self._listeners = (found, problems)
             return self._listeners
@@ -155,15 +157,23 @@ class Context:
     async def forward_ports(self) -> list[tuple[str, int]]:
         return [(x.proto, x.port) for x in await self.forward_listens() if x.port]
 
-    async def forward_listens(self) -> list[forwarder.ForwardListen]:
-        """Where a configured wslnet forwarder on Windows listens: its config file
-        (%APPDATA%\\wslnet\\forward.toml, seen from WSL through /mnt/c)."""
+    async def forward_config(self) -> Path | None:
+        """The Windows forwarder's config file (%APPDATA%\\wslnet\\forward.toml, seen
+        from WSL through /mnt/c); None when the Windows user folder is not known."""
         if self.env.kind == "windows":
-            path: Path | None = paths.forward_config(windows=True)
-        else:
-            profile = await self.windows_profile()
-            path = paths.forward_config_of(Path(profile)) if profile else None
-        return await asyncio.to_thread(forwarder.listens, path)
+            return paths.forward_config(windows=True)
+        profile = await self.windows_profile()
+        return paths.forward_config_of(Path(profile)) if profile else None
+
+    async def forward_listens(self) -> list[forwarder.ForwardListen]:
+        """Where a configured wslnet forwarder on Windows listens: its config file."""
+        return await asyncio.to_thread(forwarder.listens, await self.forward_config())
+
+    async def forward_file(self) -> forwarder.ForwardFile | None:
+        """That file as read, for the fix that adds a forward to it."""
+        path = await self.forward_config()
+        windows = self.env.kind == "windows"
+        return await asyncio.to_thread(forwarder.forward_file, path, windows)
 
     async def vm_addresses(self) -> list[str]:
         if self.env.kind == "windows":

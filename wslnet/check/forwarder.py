@@ -50,9 +50,48 @@ def parse(text: str) -> list[ForwardListen]:
     return found
 
 
+def read(path: Path | None) -> str | None:
+    """The file's text, or None when there is none (or it is not a regular file)."""
+    if path is None or not path.is_file():  # a FIFO in its place must not hang the check
+        return None
+    return system.read_text(path, MAX_SIZE)
+
+
 def listens(path: Path | None) -> list[ForwardListen]:
     """What the file at `path` says, or [] when there is none."""
-    if path is None or not path.is_file():  # a FIFO in its place must not hang the check
-        return []
-    text = system.read_text(path, MAX_SIZE)
+    text = read(path)
     return parse(text) if text is not None else []
+
+
+def readable(text: str | None) -> bool:
+    """No file yet, or TOML: a table can be added to it (a broken file is the user's to
+    mend first, as the forwarder itself says)."""
+    if text is None:
+        return True
+    try:
+        tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ForwardFile:
+    """The Windows forwarder's config file as the doctor found it, for the fix that adds a
+    forward to it."""
+
+    path: str  # as seen here: /mnt/c/... from WSL, %APPDATA%\wslnet\forward.toml natively
+    text: str | None  # None: no file yet
+    windows: bool  # natively on Windows: PowerShell (as the user) writes it
+    configured: frozenset[tuple[str, int]] = frozenset()  # (proto, port) it forwards already
+
+
+def forward_file(path: Path | None, windows: bool) -> ForwardFile | None:
+    """The file at `path` (None: no path to look at, or a file no table can be added to)."""
+    if path is None:
+        return None
+    text = read(path)
+    if not readable(text):
+        return None
+    configured = frozenset((x.proto, x.port) for x in parse(text)) if text else frozenset()
+    return ForwardFile(str(path), text, windows, configured)

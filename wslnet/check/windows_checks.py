@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from wslnet import system
 from wslnet.check import verdicts
 from wslnet.check.context import Context
-from wslnet.check.model import Finding, check, ok, skip
+from wslnet.check.model import CheckFunc, Finding, check, ok, skip
 from wslnet.check.windows_facts import WINDOWS_BUDGET
 
 
@@ -16,6 +18,11 @@ def needs_windows(ctx: Context) -> str | None:
     if ctx.env.kind == "windows":
         return None
     return system.interop_status(ctx.env.in_wsl)
+
+
+def windows_check(id: str, title: str) -> Callable[[CheckFunc], CheckFunc]:
+    """A check of the Windows side that waits for PowerShell: the Windows budget."""
+    return check(id, title, applies=needs_windows, timeout=WINDOWS_BUDGET, budget=WINDOWS_BUDGET)
 
 
 @check("windows.excluded-ports", "Ports Windows reserves (Hyper-V, WinNAT)", applies=needs_windows)
@@ -30,12 +37,8 @@ async def excluded_ports(ctx: Context) -> list[Finding]:
     return verdicts.excluded_ports(ports, facts)
 
 
-@check(
-    "windows.portproxy",
-    "netsh portproxy rules (stale ones, conflicts, the IP Helper service)",
-    applies=needs_windows,
-    timeout=WINDOWS_BUDGET,
-    budget=WINDOWS_BUDGET,
+@windows_check(
+    "windows.portproxy", "netsh portproxy rules (stale ones, conflicts, the IP Helper service)"
 )
 async def portproxy(ctx: Context) -> list[Finding]:
     facts = await ctx.windows()
@@ -53,13 +56,7 @@ async def port_owner(ctx: Context) -> list[Finding]:
     return verdicts.port_owners(ports, await ctx.windows())
 
 
-@check(
-    "windows.reach",
-    "Windows localhost reaches each WSL port",
-    applies=needs_windows,
-    timeout=WINDOWS_BUDGET,
-    budget=WINDOWS_BUDGET,
-)
+@windows_check("windows.reach", "Windows localhost reaches each WSL port")
 async def windows_reach(ctx: Context) -> list[Finding]:
     ports = await ctx.relay_ports()
     if not ports:
@@ -68,13 +65,7 @@ async def windows_reach(ctx: Context) -> list[Finding]:
     return verdicts.windows_reach(ports, facts, await facts.powershell())
 
 
-@check(
-    "windows.firewall",
-    "Windows' and the Hyper-V firewall for WSL",
-    applies=needs_windows,
-    timeout=WINDOWS_BUDGET,
-    budget=WINDOWS_BUDGET,
-)
+@windows_check("windows.firewall", "Windows' and the Hyper-V firewall for WSL")
 async def firewall(ctx: Context) -> list[Finding]:
     ps = await (await ctx.windows()).powershell()
     mode = await _mode(ctx)
@@ -121,8 +112,7 @@ async def docker(ctx: Context) -> list[Finding]:
     return verdicts.docker(code, out, system.which("docker-machine.exe") is not None)
 
 
-@check("windows.vpn", "A VPN adapter on Windows (NAT mode)", applies=needs_windows,
-       timeout=WINDOWS_BUDGET, budget=WINDOWS_BUDGET)  # fmt: skip
+@windows_check("windows.vpn", "A VPN adapter on Windows (NAT mode)")
 async def vpn(ctx: Context) -> list[Finding]:
     import asyncio
 

@@ -157,13 +157,19 @@ def _ps(path: str, old: str | None, new: str) -> tuple[tuple[str, ...], tuple[st
 
 
 def file_action(
-    path: str, old: str | None, new: str, summary: str, windows: bool, recheck: tuple[str, ...]
+    path: str,
+    old: str | None,
+    new: str,
+    summary: str,
+    windows: bool,
+    recheck: tuple[str, ...],
+    needs_shutdown: bool = True,
 ) -> Action:
     """Writes `new` to `path` (from WSL through /mnt/c, or natively in PowerShell as the
     user), backup first; the undo puts the backup back. WSL reads .wslconfig only when
-    the VM starts: the change applies after `wsl --shutdown`."""
+    the VM starts: that change applies after `wsl --shutdown` (`needs_shutdown`)."""
     commands, undo = (_ps if windows else _sh)(path, old, new)
     where: Where = "windows" if windows else "here"
     undo_summary = "restore it from the backup" if old is not None else "remove the file"
-    return Action(where, summary, commands, undo, undo_summary, recheck, needs_shutdown=True,
-                  diff=diff(path, old, new))  # fmt: skip
+    return Action(where, summary, commands, undo, undo_summary, recheck,
+                  needs_shutdown=needs_shutdown, diff=diff(path, old, new))  # fmt: skip

@@ -82,6 +82,7 @@ def reverse(action: Action) -> Action:
         undo=action.commands,
         undo_summary=action.summary,
         diff=(),  # the undo puts a backup back: no diff of its own to show
+        note="",
     )
 
 

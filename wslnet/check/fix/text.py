@@ -22,6 +22,7 @@ def offer(items: list[Item], with_commands: bool = False) -> list[str]:
         a = item.action
         lines.append(f"  {item.number}. [{LABEL[a.where]}] {a.summary}  (undo: {a.undo_summary})")
         lines += [f"       {line}" for line in a.diff]  # a file's change, before consent
+        lines += [f"       {a.note}"] if a.note else []  # a warning, before consent too
         if with_commands:
             lines += [f"       {PROMPT[a.where]} {c}" for c in a.commands]
         if a.needs_shutdown:
@@ -74,6 +75,7 @@ def dry_run(batches: list[Batch], undoing: bool = False) -> list[str]:
         lines.append(f"  {LABEL[batch.where]} ({_how(batch)}):")
         for a in batch.actions:
             lines.append(f"    # {a.summary}")
+            lines += [f"    # {a.note}"] if a.note else []
             lines += [f"    {PROMPT[a.where]} {c}" for c in a.commands]
             if not undoing:
                 lines += [f"    #   undo: {PROMPT[a.where]} {c}" for c in a.undo]

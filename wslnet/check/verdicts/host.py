@@ -58,49 +58,13 @@ def windows_port(
     Silence is the firewall only when the host is there: the path facts come first."""
     if state == "open":
         return ok(title, evidence=evidence)
-    if path is not None and state not in ("refused", "closed"):
-        evidence = {**evidence, "path": asdict(path)}
-        if path.interface is None:
-            return fail(
-                title,
-                detail=f"there is no route to {host} from here",
-                fix=Fix(
-                    "restart WSL so it sets up its network again", ["wsl --shutdown"], "windows"
-                ),
-                evidence=evidence,
-            )
-        if path.shadowed:
-            return fail(
-                title,
-                detail=f"the route to {host} leaves through {path.interface}, not "
-                f"{path.expected}: a Docker network or a VPN route overlaps the host's "
-                "subnet",
-                fix=Fix(
-                    f"see it with `ip route get {host}`; remove or move the overlapping "
-                    'network (docker network rm, or "default-address-pools" in Docker\'s '
-                    "daemon.json)",
-                    [f"ip route get {host}"],
-                ),
-                evidence=evidence,
-            )
-        if path.answered_arp is False:
-            return fail(
-                title,
-                detail=f"{host} does not answer ARP on {path.interface}: the Windows side of "
-                "the WSL switch is gone (often after sleep or a network change)",
-                fix=Fix("restart WSL from Windows", ["wsl --shutdown"], "windows"),
-                evidence=evidence,
-            )
     if state in ("refused", "closed"):
-        return fail(
-            title,
-            detail="nothing listens on that Windows port, or it listens on Windows' 127.0.0.1 only",
-            fix=Fix(
-                f"bind the Windows service to 0.0.0.0 (or {host}); check with "
-                f"`netstat -ano | findstr :{port}` on Windows"
-            ),
-            evidence=evidence,
-        )
+        return _closed(title, host, port, evidence)
+    if path is not None:
+        evidence = {**evidence, "path": asdict(path)}
+        broken = _broken_path(title, host, path, evidence)
+        if broken is not None:
+            return broken
     if state == "filtered":
         return fail(
             title,
@@ -108,6 +72,62 @@ def windows_port(
             fix=firewall_fix(),
             evidence=evidence,
         )
+    return _rejected(title, detail, path, evidence)
+
+
+def _broken_path(
+    title: str, host: str, path: HostPath, evidence: dict[str, object]
+) -> Finding | None:
+    """No route, a route through another interface, or a host that does not answer ARP;
+    None when the path to the host is sound."""
+    if path.interface is None:
+        return fail(
+            title,
+            detail=f"there is no route to {host} from here",
+            fix=Fix("restart WSL so it sets up its network again", ["wsl --shutdown"], "windows"),
+            evidence=evidence,
+        )
+    if path.shadowed:
+        return fail(
+            title,
+            detail=f"the route to {host} leaves through {path.interface}, not "
+            f"{path.expected}: a Docker network or a VPN route overlaps the host's "
+            "subnet",
+            fix=Fix(
+                f"see it with `ip route get {host}`; remove or move the overlapping "
+                'network (docker network rm, or "default-address-pools" in Docker\'s '
+                "daemon.json)",
+                [f"ip route get {host}"],
+            ),
+            evidence=evidence,
+        )
+    if path.answered_arp is False:
+        return fail(
+            title,
+            detail=f"{host} does not answer ARP on {path.interface}: the Windows side of "
+            "the WSL switch is gone (often after sleep or a network change)",
+            fix=Fix("restart WSL from Windows", ["wsl --shutdown"], "windows"),
+            evidence=evidence,
+        )
+    return None
+
+
+def _closed(title: str, host: str, port: int, evidence: dict[str, object]) -> Finding:
+    return fail(
+        title,
+        detail="nothing listens on that Windows port, or it listens on Windows' 127.0.0.1 only",
+        fix=Fix(
+            f"bind the Windows service to 0.0.0.0 (or {host}); check with "
+            f"`netstat -ano | findstr :{port}` on Windows"
+        ),
+        evidence=evidence,
+    )
+
+
+def _rejected(
+    title: str, detail: str, path: HostPath | None, evidence: dict[str, object]
+) -> Finding:
+    """Unreachable (no route, or rejected): with no path facts, either may be so."""
     if path is None:
         return fail(
             title,

@@ -9,10 +9,13 @@ reachable from Windows only as [::1]; it listens on Windows loopback, never the 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 
+from wslnet.check.fix import forwards as forward_fix
+from wslnet.check.forwarder import ForwardFile
 from wslnet.check.model import Finding, Status, fail, finding, info, warn
 from wslnet.facts import Problem, procnet, resolv
-from wslnet.verdict import Fix, Listener, Reach, Reachability
+from wslnet.verdict import Cause, Fix, Listener, Reach, Reachability
 
 
 def forward_command(proto: str, port: int) -> str:
@@ -117,6 +120,26 @@ def _in_container(entry: procnet.SocketEntry) -> Reachability:
     return Reachability("if-published", "container-published", why, False, fix)
 
 
+# What the Windows forwarder can reach that the relay misses: a listener at the VM's
+# address, which is where its `wsl:PORT` target goes (a 127.x other than 127.0.0.1 is not).
+_FORWARDABLE: tuple[Cause, ...] = ("udp-not-relayed", "bound-to-eth0", "localhost-forwarding-off")
+
+
+def through_forwarder(
+    r: Reachability, entry: procnet.SocketEntry, file: ForwardFile | None
+) -> Reachability:
+    """A listener the relay misses, given the forwarder's file on Windows: forwarded
+    there already (said, nothing to fix), or the fix gets the action that adds it."""
+    if file is None or r.cause not in _FORWARDABLE or not r.vm_address or r.fix is None:
+        return r
+    proto, port = entry.proto, entry.port
+    if (proto, port) in file.configured:
+        why = (f"{r.reason}; the wslnet forwarder's file on Windows ({forward_fix.SHOWN}) "
+               f"listens on {proto.upper()} port {port}: reached there while it runs")  # fmt: skip
+        return Reachability("n/a", "wslnet-configured", why, r.vm_address)
+    return replace(r, fix=replace(r.fix, action=forward_fix.add_forward(file, proto, port)))
+
+
 def judge_all(
     entries: list[procnet.SocketEntry],
     mode: str | None,
@@ -126,9 +149,11 @@ def judge_all(
     owners: dict[int, tuple[int, str]] | None = None,
     tunnel: Collection[str] = resolv.DEFAULT_TUNNEL,
     forwards: Mapping[tuple[str, str, int], tuple[int, int]] | None = None,
+    forward_file: ForwardFile | None = None,
 ) -> list[Listener]:
     """The verdicts on the listening sockets among `entries` (pure); `forwards` maps
-    (proto, address, port) to (rule, pid) for the running wslnet forwarders' sockets."""
+    (proto, address, port) to (rule, pid) for the running wslnet forwarders' sockets;
+    `forward_file`: the Windows forwarder's config file, for what the relay misses."""
     out: list[Listener] = []
     for e in entries:
         if not e.listening:
@@ -136,6 +161,7 @@ def judge_all(
         pid, proc = (owners or {}).get(e.inode, (None, None))
         rule = (forwards or {}).get((e.proto, e.address, e.port))
         r = judge(e, mode, forwarding, vm_addrs, container, tunnel)
+        r = through_forwarder(r, e, forward_file)
         if rule is not None:  # a running wslnet forward's: infrastructure, never a problem
             why = f"wslnet forward rule {rule[0]} (pid {rule[1]}) listens here: wslnet's own"
             reach: Reach = r.windows_localhost if r.windows_localhost in _RELAYED else "n/a"
@@ -220,7 +246,10 @@ def listeners(
             findings.append(info(title, detail=rule.reason, evidence=evidence))
             continue
         credit = f", forwarded by wslnet rule {ours[0].wslnet_rule}" if ours else ""
-        title = f"{proto} {where}{who}{credit}: Windows localhost {best.windows_localhost}"
+        reach = f"Windows localhost {best.windows_localhost}"
+        if best.cause == "wslnet-configured":
+            reach = "forwarded by the wslnet forwarder's file on Windows"
+        title = f"{proto} {where}{who}{credit}: {reach}"
         evidence = best.as_json()
         if len(sockets) > 1:
             evidence["sockets"] = [x.as_json() for x in sockets]

@@ -44,6 +44,24 @@ def unreadable(what: str, out: ToolOutput) -> Finding | None:
     return None
 
 
+# One line, so `net start` runs even when `net stop` fails (the service already stopped):
+# the script checks the exit code after each line, and a stop without a start would leave
+# WSL and Docker without NAT.
+WINNAT_RESTART = "net stop winnat; net start winnat"
+WINNAT_WARNING = (
+    "warning: restarting WinNAT drops every NAT connection on Windows (WSL's and "
+    "Docker's) for a moment"
+)
+
+
+def winnat_restart() -> Action:
+    """Restarting WinNAT frees the ranges it reserved (not those marked `*`, which an
+    administrator added) until its next reservation (wsl-networking.md section 9)."""
+    return Action("windows-admin", "restart WinNAT to free the port ranges it reserved",
+                  (WINNAT_RESTART,), (), "nothing to undo: a restart changes no setting",
+                  note=WINNAT_WARNING)  # fmt: skip
+
+
 def excluded_ports(ports: list[PortKey], facts: WindowsFacts) -> list[Finding]:
     keys = ["excluded-tcp"] + (["excluded-udp"] if any(p == "udp" for p, _ in ports) else [])
     for key in keys:
@@ -72,6 +90,7 @@ def excluded_ports(ports: list[PortKey], facts: WindowsFacts) -> list[Finding]:
                         f"startport={port} numberofports=1",
                     ],
                     "windows-admin",
+                    None if hit.administered else winnat_restart(),
                 ),
                 evidence={"range": span, "administered": hit.administered},
             )
