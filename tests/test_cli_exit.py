@@ -88,6 +88,6 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
             conn.close()
         finally:
             proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "wslnet: aborted"
     assert "Traceback" not in err
