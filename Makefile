@@ -47,6 +47,9 @@ fuzz: setup
 soak: setup
 	$(BIN)/python tests/soak.py $(SOAK_ARGS)
 
+# Peers as their users run them, each configuration printed, targets met/missed. Another
+# tree in the same rounds: git worktree add /tmp/main HEAD; make bench BENCH_ARGS="--also
+# main=/tmp/main". Parts: --tcp-only, --udp-only.
 bench: setup
 	@bash tests/system-deps.sh bench
 	$(BIN)/python tests/bench.py $(BENCH_ARGS)

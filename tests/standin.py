@@ -19,7 +19,10 @@ quirk with the source it copies (CPython 3.10-3.14 unless said):
   the running Python would. Linux tells an unconnected UDP socket of ICMP errors only
   with IP_RECVERR, which is set here.
 - Each accept is awaited by a task of its own that re-raises a failure nobody retrieves
-  (IocpProactor.accept's accept_coro).
+  (IocpProactor.accept's accept_coro). Its failure can come before the task's first step
+  (`accept_fails_early`: _register fails a future that is not pending at once, and _poll
+  sets one in the same turn that runs the step), so the task is done, and out of
+  asyncio.all_tasks, before anyone hears of the failure.
 - Transports shut a socket down before closing it (Lib/asyncio/proactor_events.py
   _ProactorBasePipeTransport._call_connection_lost), unless it is closed already; a
   shutdown that fails (a socket the peer reset) raises out of the callback.
@@ -76,6 +79,7 @@ class LoopProactor:
         self.accepts = 0
         self.accept_tasks: weakref.WeakSet[asyncio.Future[None]] = weakref.WeakSet()
         self.recvfrom_no_peer = recvfrom_gives_no_peer(sys.version_info[:3])
+        self.accept_fails_early = False
 
     # -- waiting on a socket, as an overlapped operation does -------------------------
     def _overlapped(
@@ -155,7 +159,10 @@ class LoopProactor:
             future = self.loop.create_future()
             # Completes after accept_coro's first step, as a completion port's would.
             error = self.accept_errors.pop(0)
-            self.loop.call_soon(self.loop.call_soon, future.set_exception, error)
+            if self.accept_fails_early:
+                future.set_exception(error)
+            else:  # after accept_coro's first step, as a completion port's later would
+                self.loop.call_soon(self.loop.call_soon, future.set_exception, error)
         else:
 
             def take() -> tuple[socket.socket, Any]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import gc
+import io
+import json
 import select
 import socket
 import struct
@@ -19,10 +21,12 @@ import wslnet
 from tests.standin import ERROR_NETNAME_DELETED, LoopProactor, run_on_standin, win_error
 from tests.test_server import Run, echo, ended_by_forwarder, talk
 from wslnet.forward.core.accept import CompletionStrategy
+from wslnet.forward.core.log import EventLog
 from wslnet.forward.core.rules import parse_rule
-from wslnet.forward.data.dial import CompletionDialer
+from wslnet.forward.data.dial import CompletionDialer, connect_reason
 from wslnet.forward.data.ends import End
 from wslnet.forward.data.udp_port import CompletionPort
+from wslnet.forward.run import _loop_error_logger
 
 PACKAGE = Path(wslnet.__file__).resolve().parent
 
@@ -194,15 +198,19 @@ def test_ours_means_the_package_not_the_checkout_named_like_it() -> None:
 
 
 class LoopErrors:
-    """What reaches the loop's exception handler (the forwarder logs each as an
-    internal-error line): callbacks that raised, task exceptions never retrieved."""
+    """What the forwarder's own loop exception handler (run.py's) logs as internal-error
+    lines: callbacks that raised, task exceptions never retrieved."""
 
     def __init__(self) -> None:
-        self.seen: list[str] = []
-        asyncio.get_running_loop().set_exception_handler(self.record)
+        self.stream = io.StringIO()
+        self.log = EventLog("json", 0, self.stream)
+        asyncio.get_running_loop().set_exception_handler(_loop_error_logger(self.log))
 
-    def record(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        self.seen.append(f"{context.get('message')}: {context.get('exception')!r}")
+    @property
+    def seen(self) -> list[str]:
+        assert self.log.flush()
+        lines = [json.loads(line) for line in self.stream.getvalue().splitlines()]
+        return [str(e.get("msg")) for e in lines if e["event"] == "internal-error"]
 
 
 async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -329,14 +337,17 @@ async def plain_talk(port: int, data: bytes) -> bytes:
     return await asyncio.to_thread(attempt)
 
 
-def test_a_client_gone_before_its_accept_is_no_error_and_accepting_goes_on() -> None:
-    """WinError 64 (ERROR_NETNAME_DELETED) from AcceptEx: one client that left."""
+@pytest.mark.parametrize("early", [False, True], ids=["after-its-first-step", "before-it"])
+def test_a_client_gone_before_its_accept_is_no_error_and_accepting_goes_on(early: bool) -> None:
+    """WinError 64 (ERROR_NETNAME_DELETED) from AcceptEx: one client that left, whether
+    the failure comes after accept_coro's first step or before it."""
 
     async def main() -> None:
         errors = LoopErrors()
         server = await asyncio.start_server(echo, "127.0.0.1", 0)
         run = Run(engine="protocol")
         rule = parse_rule(f"0=127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        proactor().accept_fails_early = early
         proactor().accept_errors.append(win_error(errno.EINVAL, ERROR_NETNAME_DELETED))
         await run.fwd.startup([(rule, "cli")])
         for _ in range(3):
@@ -399,3 +410,52 @@ def test_a_udp_rule_outlives_a_vanished_client_and_a_vanished_target(no_peer: bo
 
 def _readable(sock: socket.socket) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
+
+
+@pytest.mark.parametrize(
+    ("winerror", "kind"),
+    [
+        (1231, "connect-unreachable"),
+        (1232, "connect-unreachable"),
+        (121, "connect-timeout"),
+        (1225, "connect-refused"),
+        (10060, "connect-error"),
+    ],
+)
+def test_connectex_failures_are_read_by_their_win32_code(winerror: int, kind: str) -> None:
+    """GetOverlappedResult's codes reach Python as OSError(EINVAL) with `winerror` set
+    (PC/errmap.h maps none of these): the end is read from the code."""
+    assert connect_reason(win_error(errno.EINVAL, winerror)).kind == kind
+
+
+def test_an_accept_that_fails_at_once_for_a_gone_client_is_posted_again_at_once() -> None:
+    """AcceptEx raising WSAECONNRESET itself (overlapped.c: the error is raised, not
+    completed): one client's reset must not pause the listener."""
+
+    async def main() -> None:
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        run = Run(engine="protocol")
+        rule = parse_rule(f"0=127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        await run.fwd.startup([(rule, "cli")])
+        real = proactor().accept
+        gone = [ConnectionResetError(errno.ECONNRESET, "reset", None, 10054)]
+
+        def accept(listener: socket.socket) -> asyncio.Future[Any]:
+            if gone:
+                raise gone.pop()
+            return real(listener)
+
+        proactor().accept = accept  # type: ignore[method-assign]
+        strategy = run.fwd.strategy
+        assert isinstance(strategy, CompletionStrategy)
+        lst = run.fwd.table.rules[0].listeners[0]
+        strategy.unwatch(lst)
+        strategy.watch(lst)
+        before = proactor().accepts
+        await asyncio.sleep(0.02)  # well under the 100 ms pause after other errors
+        assert proactor().accepts == before + 1, "accepting again at once"
+        assert await plain_talk(run.port(1), b"next") == b"next"
+        await run.stop()
+        server.close()
+
+    run_on_standin(main())

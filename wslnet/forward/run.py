@@ -33,6 +33,7 @@ from wslnet.forward.core.table import Origin
 from wslnet.forward.data.address import Address
 from wslnet.forward.data.dial import REFUSED, connect_reason
 from wslnet.forward.data.ends import End
+from wslnet.forward.data.loops import handled_accept_failure
 from wslnet.listeners import read_sockets
 
 PROBE_TIMEOUT = 3.0  # Windows retries a refused loopback connect for about 2 s
@@ -346,9 +347,12 @@ def _hop(loop: asyncio.AbstractEventLoop, handler: Callable[[], object], *_: obj
 def _windows_console_events(
     fwd: Forwarder, loop: asyncio.AbstractEventLoop, stopped: threading.Event
 ) -> Callable[[], None]:
-    """Console close, Ctrl+Break, logoff and shutdown drain like SIGTERM on Linux.
-    Windows ends the process when the handler returns, so it waits (a few seconds at
-    most, which is what Windows gives) for the drain to finish. Returns the undo."""
+    """Console close and Ctrl+Break drain like SIGTERM on Linux. Windows ends the process
+    when the handler returns TRUE (HandlerRoutine, learn.microsoft.com), so it waits (a
+    few seconds at most, which is what Windows gives) for the drain to finish and the
+    log lines to be written. Logoff and shutdown reach a console program only when it
+    runs as a service ("interactive applications are terminated at logoff"), and
+    pythonw, with no console, gets none of these. Returns the undo."""
     if sys.platform == "win32":
         import ctypes
         from ctypes import wintypes
@@ -357,13 +361,14 @@ def _windows_console_events(
 
         def handler(event: int) -> bool:
             loop.call_soon_threadsafe(fwd.request_stop)
-            if event in close_events:
-                stopped.wait(timeout=4.5)
+            if event in close_events and stopped.wait(timeout=4.0):
+                fwd.log.flush(timeout=0.5)  # the "stopped" line, before Windows ends us
             return True
 
         # Held by the undo's closure: ctypes must not free it while Windows may call it.
         callback = ctypes.WINFUNCTYPE(wintypes.BOOL, wintypes.DWORD)(handler)
-        ctypes.windll.kernel32.SetConsoleCtrlHandler(callback, True)
+        if not ctypes.windll.kernel32.SetConsoleCtrlHandler(callback, True):
+            fwd.log("warning", "internal-error", msg="console events will not drain")
 
         def undo() -> None:
             ctypes.windll.kernel32.SetConsoleCtrlHandler(callback, False)
@@ -378,6 +383,8 @@ def _loop_error_logger(
     """A bug in a callback is one log line (the traceback only with -v), never a crash."""
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if handled_accept_failure(context):
+            return  # logged where it was handled (at debug: a client that went away)
         exc = context.get("exception")
         what = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message")
         fields: dict[str, object] = {}

@@ -127,6 +127,10 @@ class CompletionStrategy(Strategy):
         try:
             lst.accepting = self.proactor.accept(lst.sock)
         except OSError as exc:
+            if client_went_away(exc):  # AcceptEx raised it at once (overlapped.c): again now
+                self.on_error(lst, exc)
+                self.loop.call_soon(self.watch, lst)
+                return
             self._accept_failed(lst, exc)
             return
         lst.accepting.add_done_callback(functools.partial(self._accepted, lst))

@@ -38,9 +38,23 @@ def client_went_away(exc: OSError) -> bool:
     )
 
 
+# A ConnectEx that fails reports a Win32 code through GetOverlappedResult, which
+# SetFromWindowsErr maps to an errno only for refused and aborted (Modules/overlapped.c;
+# PC/errmap.h has no case for these: EINVAL). libuv maps them the same way.
+_WIN32_CONNECT_ERRORS = {
+    1225: REFUSED,  # ERROR_CONNECTION_REFUSED
+    1231: UNREACHABLE,  # ERROR_NETWORK_UNREACHABLE
+    1232: UNREACHABLE,  # ERROR_HOST_UNREACHABLE
+    121: TIMEOUT,  # ERROR_SEM_TIMEOUT
+}
+
+
 def connect_reason(exc: BaseException) -> End:
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return TIMEOUT
+    win32 = _WIN32_CONNECT_ERRORS.get(getattr(exc, "winerror", None) or 0)
+    if win32 is not None:
+        return win32
     if isinstance(exc, ConnectionRefusedError) or (
         isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED
     ):

@@ -50,6 +50,18 @@ def settle_accept_task(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]
             return
 
 
+def handled_accept_failure(context: dict[str, Any]) -> bool:
+    """Whether a loop error is accept_coro's "never retrieved" failure of an accept the
+    forwarder has already handled (every failed accept is; core/accept.py). When the
+    AcceptEx failed before the task's first step ran (IocpProactor.accept schedules it
+    with ensure_future, and _poll sets the exception in the same turn), the task is done
+    before settle_accept_task can find it, and only the loop's handler sees it."""
+    task = context.get("future")
+    if not isinstance(task, asyncio.Task) or not isinstance(context.get("exception"), OSError):
+        return False
+    return getattr(task.get_coro(), "__qualname__", "").endswith("accept_coro")
+
+
 def _retrieve(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()

@@ -40,7 +40,8 @@ def port_unreachable() -> ConnectionRefusedError:
 def peer_gone(exc: OSError) -> bool:
     """Whether a connected socket's error says the peer's port is closed: ECONNREFUSED
     (Linux); WSAECONNRESET, raised by a receive posted after the ICMP came (Windows);
-    ERROR_PORT_UNREACHABLE, an overlapped receive's failure before 3.11.9 (Windows)."""
+    ERROR_PORT_UNREACHABLE, an overlapped recv's failure (always) and recvfrom's before
+    3.11.9/3.12.3 (Windows; Lib/asyncio/windows_events.py finish_socket_func)."""
     return isinstance(exc, (ConnectionRefusedError, ConnectionResetError)) or (
         getattr(exc, "winerror", None) == ERROR_PORT_UNREACHABLE
     )
@@ -217,9 +218,9 @@ class CompletionPort(DatagramPort):
             if result.__class__ is not tuple:  # recv, on a connected socket
                 self.on_datagram(result, None)
             elif result[1] is None:
-                # (b'', None) is no datagram: IocpProactor.finish_socket_func's answer to
-                # ERROR_PORT_UNREACHABLE, for recv and recvfrom alike (gh-91227, 3.11.9+,
-                # 3.12.3+, 3.13; Lib/asyncio/windows_events.py).
+                # (b'', None) is no datagram: IocpProactor._finish_recvfrom's answer to
+                # ERROR_PORT_UNREACHABLE (gh-91227: 3.11.9+, 3.12.3+, 3.13+). recv never
+                # gives it: it fails with winerror 1234 on every version (peer_gone).
                 self.on_error(port_unreachable())
             else:
                 self.on_datagram(*result)
