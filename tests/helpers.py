@@ -269,6 +269,18 @@ class ForwarderProcess:
     def fd_count(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
+    def settled_fd_count(self, within: float = 3.0) -> int:
+        """The descriptor count once start-up's own short-lived ones (the target probe's
+        socket, the registration file) are closed: the same in three readings in a row."""
+        seen: list[int] = []
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            seen.append(self.fd_count())
+            if len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]:
+                break
+            time.sleep(0.05)
+        return seen[-1]
+
     def rss(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):

@@ -416,7 +416,7 @@ def test_no_descriptor_leak_after_thousands_of_connections(
             warm.sendall(b"w")
             assert warm.recv(1) == b"w"
         time.sleep(0.2)
-        before = fwd.fd_count()
+        before = fwd.settled_fd_count()
         for i in range(3000):
             kind = i % 3
             if kind == 0:  # a full exchange
@@ -522,7 +522,7 @@ def test_udp_sessions_leave_no_descriptors_behind() -> None:
         srv.bind(("127.0.0.1", 0))
         rule = f"udp/127.0.0.1:0=127.0.0.1:{srv.getsockname()[1]}"
         with forwarder(rule, "--udp-timeout", "0.3") as fwd:
-            before = fwd.fd_count()
+            before = fwd.settled_fd_count()
             clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(200)]
             for c in clients:
                 c.sendto(b"x", ("127.0.0.1", fwd.port))

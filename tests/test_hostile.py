@@ -260,7 +260,7 @@ def test_a_rule_that_forwards_to_itself_is_refused_at_start() -> None:
 def test_a_loop_through_a_name_is_cut_at_the_first_turn_and_leaks_nothing() -> None:
     port = free_port()
     with forwarder(f"127.0.0.1:{port}=localhost:{port}") as fwd:
-        before = fwd.fd_count()
+        before = fwd.settled_fd_count()
         for _ in range(20):
             assert_closed_on_connect(socket.socket(), "127.0.0.1", port)
         loops = fwd.wait_event("rejected", reason="loop")
