@@ -21,10 +21,13 @@ if TYPE_CHECKING:
     from wslnet.forward.core.table import RuleState
 
 
-class State(enum.Enum):
-    DIALLING = "dialling"  # a Dialer or a task works on the target
-    RELAYING = "relaying"  # a Relay owns both sockets
-    ENDED = "ended"
+class State(enum.IntEnum):
+    """An IntEnum, not an Enum: looking a move up hashes the state twice per connection,
+    and Enum's __hash__ is Python code while int's is not."""
+
+    DIALLING = 1  # a Dialer or a task works on the target
+    RELAYING = 2  # a Relay owns both sockets
+    ENDED = 3
 
 
 # The moves a connection may make (h11's style): anything else is a bug, and raises.
@@ -97,7 +100,9 @@ class Connection:
     # -- dialling ----------------------------------------------------------------------
     def move(self, to: State) -> None:
         if to not in MOVES[self.state]:
-            raise IllegalMove(f"connection {self.id}: {self.state.value} -> {to.value}")
+            raise IllegalMove(
+                f"connection {self.id}: {self.state.name.lower()} -> {to.name.lower()}"
+            )
         self.state = to
 
     def dialed(self, tsock: socket.socket | None, reason: End | None) -> None:
