@@ -20,7 +20,9 @@ def _code(m: re.Match[str]) -> str:
 
 def control(text: str) -> str:
     """One line, no escape sequences: each control character becomes `\\xNN`."""
-    return _CONTROL.sub(_code, text)
+    # Every character _CONTROL matches is non-printable (Cc, Cf, Zl, Zp), so a printable
+    # string has none: the common case costs one C call, not a regex pass per log field.
+    return text if text.isprintable() else _CONTROL.sub(_code, text)
 
 
 def markdown(text: str) -> str:
