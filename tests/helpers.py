@@ -86,6 +86,17 @@ def echo_round_trip(port: int, host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
+def send_and_read_all(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Sends `data` through a forwarder, half-closes, and reads until the far end closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
+        client.sendall(data)
+        client.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := client.recv(65536):
+            got += chunk
+        return got
+
+
 def imported_modules(importtime_stderr: str) -> set[str]:
     """The modules a `python -X importtime` run loaded, from its stderr."""
     return {line.split("|")[-1].strip() for line in importtime_stderr.splitlines() if "|" in line}

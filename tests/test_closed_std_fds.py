@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import send_and_read_all
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX descriptors and uvloop")
 
 
@@ -56,13 +58,7 @@ def test_forward_with_std_fds_closed_forwards_and_stops_on_sigterm(tmp_path: Pat
     try:
         port = listening_port(log, proc)
         payload = os.urandom(200_000)
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
-            client.sendall(payload)
-            client.shutdown(socket.SHUT_WR)
-            got = b""
-            while chunk := client.recv(65536):
-                got += chunk
-        assert got == payload
+        assert send_and_read_all(port, payload, timeout=10) == payload
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import wslnet
+from tests.helpers import send_and_read_all
 from tests.standin import ERROR_NETNAME_DELETED, LoopProactor, run_on_standin, win_error
 from tests.test_server import Run, echo, ended_by_forwarder, talk
 from wslnet.forward.core.accept import CompletionStrategy
@@ -325,16 +326,7 @@ async def ended_by_forwarder_after(port: int, data: bytes) -> bool:
 async def plain_talk(port: int, data: bytes) -> bytes:
     """talk() over a plain socket (see ended_by_forwarder_after)."""
 
-    def attempt() -> bytes:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
-            client.sendall(data)
-            client.shutdown(socket.SHUT_WR)
-            got = b""
-            while chunk := client.recv(65536):
-                got += chunk
-            return got
-
-    return await asyncio.to_thread(attempt)
+    return await asyncio.to_thread(send_and_read_all, port, data)
 
 
 @pytest.mark.parametrize("early", [False, True], ids=["after-its-first-step", "before-it"])
