@@ -5,6 +5,7 @@ functions, and what a user sees (the JSON both commands print) is asserted."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from tests.helpers import ROOT, assert_schema
 from wslnet import listeners, system
 from wslnet.cli import cli
+from wslnet.facts import procnet
 from wslnet.verdict import CAUSES
 
 HEADER = (
@@ -51,6 +53,50 @@ def test_a_busy_hosts_proc_net_tcp_is_read_whole_without_a_false_unreadable_line
     assert problems == []
     assert len(entries) == 40_001
     assert [(e.address, e.port) for e in entries if e.listening] == [("0.0.0.0", 3000)]
+
+
+def as_the_kernel_writes_it(name: str) -> str:
+    """A sample from its header line on (a pasted one may start with the command)."""
+    text = (ROOT / "tests" / "samples" / name).read_text(encoding="utf-8")
+    return text[text.index(" sl ") - 1 if text.startswith("#") else 0 :].lstrip("\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "file"),
+    [
+        ("proc-net-tcp-1.txt", "tcp"),
+        ("proc-net-tcp-3.txt", "tcp"),
+        ("proc-net-tcp-4.txt", "tcp"),
+        ("proc-net-tcp-5.txt", "tcp"),
+        ("proc-net-tcp6-1.txt", "tcp6"),
+    ],
+)
+def test_the_forwarders_listener_read_finds_every_listener_of_the_whole_table(
+    proc: Path, name: str, file: str
+) -> None:
+    text = as_the_kernel_writes_it(name)
+    assert "local_address" in text.splitlines()[0]
+    (proc / "net" / file).write_text(text)
+    whole = [e for e in listeners.read_sockets()[0] if e.proto == "tcp" and e.listening]
+    assert whole  # every sample has listeners
+    assert listeners.read_tcp_listeners() == whole
+
+
+def test_the_listener_read_stops_where_the_kernel_starts_the_established_part() -> None:
+    # This namespace's real table: a listener, and 300 connections to it after it.
+    with socket.create_server(("127.0.0.1", 0), backlog=512) as srv:
+        port = srv.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+        try:
+            whole = system.read_proc("net/tcp") or ""
+            part = system.read_proc_while("net/tcp", procnet.in_listening_part) or ""
+            found = listeners.read_tcp_listeners()
+        finally:
+            for c in clients:
+                c.close()
+    assert ("127.0.0.1", port) in [(e.address, e.port) for e in found]
+    assert part.count("\n") < whole.count("\n") - 300  # no client's row was read
+    assert all(e.state == procnet.TCP_LISTEN for e in found)
 
 
 @pytest.fixture

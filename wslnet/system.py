@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from wslnet.facts.route import Route
 
 USER_FILE_LIMIT = 4 << 20  # a file a person wrote: more than this is a mistake or an attack
@@ -39,6 +41,23 @@ def read_proc(name: str) -> str | None:
     except OSError:
         return None
     return data.decode("utf-8", errors="replace")
+
+
+def read_proc_while(name: str, keep: Callable[[bytes], bool]) -> str | None:
+    """A /proc file's header and then its lines while `keep` holds for each: the kernel
+    generates the file as it is read, so what is not read is never made (a busy host's
+    /proc/net/tcp runs to MiBs of TIME_WAIT lines after the few that listen)."""
+    lines: list[bytes] = []
+    try:
+        with open(PROC / name, "rb") as f:
+            lines.append(f.readline())
+            for line in f:
+                if not keep(line):
+                    break
+                lines.append(line)
+    except OSError:
+        return None
+    return b"".join(lines).decode("utf-8", errors="replace")
 
 
 def routes() -> list[Route]:

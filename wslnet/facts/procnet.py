@@ -14,6 +14,7 @@ Proto = Literal["tcp", "udp"]
 Family = Literal["ipv4", "ipv6"]
 TCP_LISTEN = 0x0A
 UDP_UNCONNECTED = 0x07  # what /proc shows for a bound, unconnected UDP socket
+TCP_SYN_RECV = 0x03
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,19 @@ def parse(text: str, proto: Proto, family: Family) -> tuple[list[SocketEntry], l
         except (ValueError, OSError, struct.error) as exc:
             problems.append(Problem(number, line, f"unreadable socket line ({exc})"))
     return entries, problems
+
+
+def in_listening_part(line: bytes) -> bool:
+    """Whether a /proc/net/tcp{,6} line may still be in the part that lists listening
+    sockets. The kernel writes that part first, then the established hash (TIME_WAIT
+    included): net/ipv4/tcp_ipv4.c tcp_get_idx (listening_get_first, then
+    established_get_first), shared by tcp6. Kernels before 4.4 listed each listener's
+    SYN_RECV requests after it, so those do not end the part."""
+    fields = line.split(maxsplit=4)
+    try:
+        return len(fields) > 3 and int(fields[3], 16) in (TCP_LISTEN, TCP_SYN_RECV)
+    except ValueError:
+        return False
 
 
 # The /proc/net files by name: what `wslnet listeners` reads, and what one shell command

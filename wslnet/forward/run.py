@@ -34,7 +34,7 @@ from wslnet.forward.data.address import Address
 from wslnet.forward.data.dial import REFUSED, connect_reason
 from wslnet.forward.data.ends import End
 from wslnet.forward.data.loops import handled_accept_failure
-from wslnet.listeners import read_sockets
+from wslnet.listeners import read_tcp_listeners
 
 PROBE_TIMEOUT = 3.0  # Windows retries a refused loopback connect for about 2 s
 
@@ -271,7 +271,7 @@ async def _probe_targets(fwd: Forwarder, rules: list[tuple[Rule, Origin]], log: 
     one-shot server (gdbserver, a test's) would take the check for its one client."""
     targets = {r.target: fwd.resolver.cached(r.target) for r, _ in rules if r.proto == "tcp"}
     local = sys.platform == "linux" and any(a and _on_loopback(a) for a in targets.values())
-    table = (await asyncio.to_thread(read_sockets))[0] if local else None  # /proc: MiBs
+    table = await asyncio.to_thread(read_tcp_listeners) if local else None
 
     async def one(target: Endpoint, addrs: list[Address]) -> None:
         if table is not None and _on_loopback(addrs):

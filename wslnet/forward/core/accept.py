@@ -50,6 +50,9 @@ class Strategy(abc.ABC):
         self.on_error = on_error
         self.poller = poller  # the Linux engine's epoll; dialled sockets join it for good
         self.own = own  # both ends of each dialled socket, to recognise a loop back to us
+        # The TCP ports we listen on: only a dial to one of them can arrive back at us, so
+        # only those dials keep their ends in `own` (two system calls each).
+        self.own_ports: set[int] = set()
 
     @abc.abstractmethod
     def watch(self, lst: ListeningSocket) -> None:
@@ -76,6 +79,10 @@ class Strategy(abc.ABC):
             return
         conn.task = None
         self._dial(conn, addrs)
+
+    def _own(self, conn: Connection) -> set[Ends] | None:
+        """Where the dial keeps its ends: `own` if it might come back to us, else none."""
+        return self.own if conn.rule.rule.target.port in self.own_ports else None
 
     @abc.abstractmethod
     def _dial(self, conn: Connection, addrs: list[Address]) -> None: ...
@@ -112,7 +119,7 @@ class CallbackStrategy(Strategy):
 
     def _dial(self, conn: Connection, addrs: list[Address]) -> None:
         timeout = self.connect_timeout
-        conn.dialer = Dialer(self.loop, addrs, timeout, conn.dialed, self.poller, self.own)
+        conn.dialer = Dialer(self.loop, addrs, timeout, conn.dialed, self.poller, self._own(conn))
         conn.dialer.start()
 
 
@@ -163,7 +170,8 @@ class CompletionStrategy(Strategy):
 
     def _dial(self, conn: Connection, addrs: list[Address]) -> None:
         timeout = self.connect_timeout
-        dialer = CompletionDialer(self.loop, self.proactor, addrs, timeout, conn.dialed, self.own)
+        own = self._own(conn)
+        dialer = CompletionDialer(self.loop, self.proactor, addrs, timeout, conn.dialed, own)
         conn.dialer = dialer
         dialer.start()
 

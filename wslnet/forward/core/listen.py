@@ -79,9 +79,9 @@ def program_holding(proto: Proto, endpoint: Endpoint) -> HeldByProgram | None:
     if sys.platform != "linux":
         return None  # Windows: netstat -ano costs a process; say only what is known
     from wslnet import system
-    from wslnet.listeners import read_sockets
+    from wslnet.listeners import read_sockets, read_tcp_listeners
 
-    entries, _ = read_sockets()
+    entries = read_tcp_listeners() if proto == "tcp" else read_sockets()[0]
     inodes = [
         e.inode
         for e in entries

@@ -115,6 +115,7 @@ class Forwarder:
                          target=target, udp_timeout=cfg.udp_timeout)  # fmt: skip
                 continue
             self.strategy.watch(lst)
+            self.strategy.own_ports.add(lst.sock.getsockname()[1])
             self.log("info", "listening", rule=rs.id, listen=lst.bound, target=target,
                      engine=self.engine)  # fmt: skip
 
@@ -126,6 +127,13 @@ class Forwarder:
         for lst in rs.listeners:
             self.strategy.unwatch(lst)
             lst.sock.close()
+        self.strategy.own_ports = {
+            lst.sock.getsockname()[1]
+            for other in self.table.rules
+            if other.rule.proto == "tcp" and not other.closing
+            for lst in other.listeners
+            if lst.sock.fileno() >= 0
+        }
 
     def _target_moved(self, target: Endpoint, old: list[Address], new: list[Address]) -> None:
         old_text = ",".join(a[1][0] for a in old)

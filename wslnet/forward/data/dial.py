@@ -182,19 +182,20 @@ class Dialer(BaseDialer):
             sockaddr = self.sockaddr
             assert sockaddr is not None
             err = sock.connect_ex(sockaddr)
-            if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN) and _connected(sock):
+            poller = self.poller
+            if poller is not None and err in _IN_PROGRESS[1:] and _connected(sock):
                 err = 0  # loopback handshakes are often done before connect() returns
             if self.own is not None and err in _IN_PROGRESS:
                 self.ends = (local_address(sock), (sockaddr[0], sockaddr[1]))
                 self.own.add(self.ends)
-            if err == 0 and self.poller is not None:
-                self.poller.add(sock.fileno(), self._event)
+            if err == 0 and poller is not None:
+                poller.add(sock.fileno(), self._event)
                 self.on_done(sock, None)
                 return
             if err in _IN_PROGRESS:
                 self.sock = sock
-                if self.poller is not None:
-                    self.poller.add(sock.fileno(), self._event)  # reports out once connected
+                if poller is not None:
+                    poller.add(sock.fileno(), self._event)  # reports out once connected
                 else:
                     self.loop.add_writer(sock.fileno(), self._writable)
                 self.timer = self.loop.call_at(self.deadline, self._timeout)
