@@ -197,6 +197,16 @@ def make_peers(
     floor = [PY, str(ROOT / "tests" / "floor_relay.py"), f"{pi}={iperf}", f"{pe}={echo}"]
     config = "tests/floor_relay.py: a bare relay on the stdlib selector loop (no transports)"
     peers.append(Peer("asyncio-floor", [floor], pi, pe, config))
+    pi, pe = free_port(), free_port()
+    floor = [
+        PY,
+        str(ROOT / "tests" / "floor_relay.py"),
+        "--transports",
+        f"{pi}={iperf}",
+        f"{pe}={echo}",
+    ]
+    config = "tests/floor_relay.py --transports: that relay through asyncio's transports"
+    peers.append(Peer("asyncio-transports", [floor], pi, pe, config))
     trees: dict[str, Path | None] = {"wslnet": None, **(also or {})}
     for tree, path in trees.items():
         env = None if path is None else {**os.environ, "PYTHONPATH": str(path)}
@@ -719,6 +729,15 @@ def targets(results: dict[str, dict[str, float | None]]) -> list[str]:
             f"{get(floor, 'conn_per_s') / get('haproxy', 'conn_per_s'):.2f}x haproxy's "
             f"connect rate, p99 {get(floor, 'p99_us') / get('haproxy', 'p99_us'):.2f}x"
         )
+    tr = "asyncio-transports"  # the floor on asyncio's transports, as Windows needs them
+    if win in results and tr in results:
+        lines.append(
+            f"for scale: a relay on asyncio's transports and nothing else ({tr}) reaches "
+            f"{get(tr, 'conn_per_s') / get(floor, 'conn_per_s'):.2f}x the floor's connect "
+            f"rate, p99 {get(tr, 'p99_us') / get(floor, 'p99_us'):.2f}x; the Windows path "
+            f"reaches {get(win, 'conn_per_s') / get(tr, 'conn_per_s'):.2f}x its rate, p99 "
+            f"{get(win, 'p99_us') / get(tr, 'p99_us'):.2f}x"
+        )
     for peer in results:  # --also trees: the same engine there, in the same rounds
         tree, _, engine = peer.partition("-")
         if tree != "wslnet" and f"wslnet-{engine}" in results and peer not in BASE_PEERS:
@@ -734,7 +753,7 @@ def targets(results: dict[str, dict[str, float | None]]) -> list[str]:
     return lines
 
 
-BASE_PEERS = {"direct", "socat", "haproxy", "haproxy-splice", "asyncio-floor"}
+BASE_PEERS = {"direct", "socat", "haproxy", "haproxy-splice", "asyncio-floor", "asyncio-transports"}
 
 
 if __name__ == "__main__":

@@ -75,7 +75,65 @@ class Relay:
                 s.close()
 
 
-def serve(loop: asyncio.AbstractEventLoop, port: int, target: int) -> None:
+class Side(asyncio.Protocol):
+    """One socket of a relay on transports: what it reads, its peer writes."""
+
+    def __init__(self) -> None:
+        self.peer: Side
+        self.transport: asyncio.Transport | None = None
+        self.early: list[bytes] = []  # read before the peer's transport existed
+        self.eof = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if self.peer.early:
+            transport.writelines(self.peer.early)
+        if self.peer.eof:
+            transport.write_eof()
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer.transport is None:
+            self.early.append(data)
+        else:
+            self.peer.transport.write(data)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        peer = self.peer.transport
+        if self.peer.eof:  # both directions are over
+            if peer is not None:
+                peer.close()
+            return False  # and this transport closes itself
+        if peer is not None:
+            peer.write_eof()
+        return True
+
+    def pause_writing(self) -> None:  # flow control: read no more than the peer takes
+        if self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer.transport is not None and not self.peer.eof:
+            self.peer.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        peer = self.peer.transport
+        if peer is not None and not peer.is_closing():
+            peer.close()
+
+
+def wrap(loop: asyncio.AbstractEventLoop, client: socket.socket, server: socket.socket) -> None:
+    a, b = Side(), Side()
+    a.peer, b.peer = b, a
+    make = loop._make_socket_transport  # type: ignore[attr-defined]
+    make(server, b)
+    make(client, a)
+
+
+def serve(
+    loop: asyncio.AbstractEventLoop, port: int, target: int, transports: bool = False
+) -> None:
     lsock = socket.socket()
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind(("127.0.0.1", port))
@@ -88,7 +146,10 @@ def serve(loop: asyncio.AbstractEventLoop, port: int, target: int) -> None:
             client.close()
             server.close()
             return
-        Relay(loop, client, server).start()
+        if transports:
+            wrap(loop, client, server)
+        else:
+            Relay(loop, client, server).start()
 
     def acceptable() -> None:
         while True:
@@ -140,9 +201,15 @@ def serve_udp(loop: asyncio.AbstractEventLoop, port: int, target: int) -> None:
 
 def main() -> None:
     loop = asyncio.new_event_loop()
+    transports = "--transports" in sys.argv[1:]
     for pair in sys.argv[1:]:
+        if pair == "--transports":
+            continue
         port, target = pair.removeprefix("udp/").split("=")
-        (serve_udp if pair.startswith("udp/") else serve)(loop, int(port), int(target))
+        if pair.startswith("udp/"):
+            serve_udp(loop, int(port), int(target))
+        else:
+            serve(loop, int(port), int(target), transports)
     loop.run_forever()
 
 
