@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 import click
-import click.shell_completion
 
 from wslnet import __version__
 from wslnet.errors import UsageError, WslnetError
@@ -17,6 +16,8 @@ from wslnet.forward.core.config import Engine as EngineName
 from wslnet.forward.core.config import ForwardConfig, LogFormat, LoopName
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from wslnet.forward.control.client import ApiClient
 
 # Commands import what they need inside their bodies: `wslnet ip host` is called from
@@ -451,8 +452,10 @@ def status(as_json: bool, api: str | None) -> None:
 
 def _complete_check(
     ctx: click.Context, param: click.Parameter, incomplete: str
-) -> list[click.shell_completion.CompletionItem]:
+) -> list[CompletionItem]:
     """`wslnet check li<TAB>`: the check ids and their families (listeners, raw...)."""
+    from click.shell_completion import CompletionItem
+
     from wslnet.check import runner
 
     checks = runner.select([])
@@ -461,7 +464,7 @@ def _complete_check(
         family = c.id.split(".")[0]
         names.setdefault(family, f"every {family}.* check")
     return [
-        click.shell_completion.CompletionItem(name, help=title)
+        CompletionItem(name, help=title)
         for name, title in sorted(names.items())
         if name.startswith(incomplete)
     ]

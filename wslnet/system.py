@@ -7,7 +7,6 @@ fact cannot be had, so callers decide what a missing fact means.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,7 +101,7 @@ def execute(argv: list[str], timeout: float) -> tuple[int, str, str]:
     """Runs a command: (exit code, stdout, stderr), decoded as wsl.exe needs.
 
     127: not found; 124: no answer in time; 126: could not be started."""
-    exe = shutil.which(argv[0])
+    exe = which(argv[0])
     if exe is None:
         return 127, "", f"{argv[0]} not found"
     try:
@@ -141,7 +140,7 @@ def decode_wsl_output(data: bytes) -> str:
 
 def wsl_exe(args: list[str], timeout: float = 10.0) -> tuple[int, str, str]:
     """Runs wsl.exe (or `wsl` inside WSL with interop)."""
-    name = "wsl.exe" if shutil.which("wsl.exe") or not shutil.which("wsl") else "wsl"
+    name = "wsl.exe" if which("wsl.exe") or not which("wsl") else "wsl"
     code, out, err = execute([name, *args], timeout)
     if code == 127:
         err = "wsl.exe not found (it exists on Windows, and inside WSL with interop)"
@@ -325,7 +324,7 @@ def interop_status(in_wsl: bool) -> str | None:
     off = interop_off()
     if off is not None:
         return off
-    if shutil.which("netsh.exe") is None and shutil.which("powershell.exe") is None:
+    if which("netsh.exe") is None and which("powershell.exe") is None:
         return (
             "Windows programs are not on PATH (interop off with [interop] enabled=false, or "
             "appendWindowsPath=false in /etc/wsl.conf)"
@@ -334,4 +333,8 @@ def interop_status(in_wsl: bool) -> str | None:
 
 
 def which(name: str) -> str | None:
+    """A program's path on PATH. shutil is imported here, not at the top: it brings bz2
+    and lzma, half a MiB of a long-running forwarder's memory, for this one function."""
+    import shutil
+
     return shutil.which(name)

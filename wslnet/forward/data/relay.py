@@ -102,6 +102,8 @@ class Ending:
 class Relay(abc.ABC):
     """Moves bytes between a client and a target socket until both directions end."""
 
+    __slots__ = ("ending", "loop")  # and in each engine's: one per connection, held long
+
     def __init__(self, loop: asyncio.AbstractEventLoop, on_end: Callable[[End], None]) -> None:
         self.loop = loop
         self.ending = Ending(on_end)

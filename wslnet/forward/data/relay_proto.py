@@ -26,6 +26,8 @@ from wslnet.forward.data.relay import (
 
 
 class _Side(asyncio.Protocol):
+    __slots__ = ("early", "eof", "lost", "name", "peer", "received", "relay", "transport")
+
     def __init__(self, relay: ProtocolRelay, name: Side) -> None:
         self.relay = relay
         self.name = name
@@ -81,6 +83,16 @@ class _Side(asyncio.Protocol):
 
 
 class ProtocolRelay(Relay):
+    __slots__ = (
+        "_wrap",
+        "client",
+        "client_sock",
+        "closes_itself",
+        "resetting",
+        "target",
+        "target_sock",
+    )
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,

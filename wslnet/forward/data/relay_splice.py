@@ -212,6 +212,8 @@ class _Pump:
 
 
 class SpliceRelay(Relay):
+    __slots__ = ("client", "closed", "poller", "pumps", "target", "target_spoke")
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,

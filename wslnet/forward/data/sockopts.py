@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import socket
 import sys
 from collections.abc import Callable
@@ -22,6 +21,8 @@ def _ws2_wsaioctl() -> WsaIoctl | None:
     """ws2_32's WSAIoctl, typed for ctypes; None off Windows."""
     if sys.platform != "win32":
         return None
+    import ctypes
+
     ws2 = ctypes.WinDLL("ws2_32", use_last_error=True)
     fn = ws2.WSAIoctl
     ptr = ctypes.c_void_p
@@ -44,6 +45,8 @@ def no_connreset(sock: socket.socket) -> None:
     call = wsa_ioctl
     if call is None:
         return
+    import ctypes  # here: a forwarder off Windows never needs it (400 KiB of memory)
+
     off = ctypes.c_uint32(0)  # BOOL FALSE: do not report
     returned = ctypes.c_ulong(0)
     rc = call(sock.fileno(), SIO_UDP_CONNRESET, ctypes.byref(off), ctypes.sizeof(off),
@@ -54,6 +57,8 @@ def no_connreset(sock: socket.socket) -> None:
 
 def _last_error() -> int:
     if sys.platform == "win32":
+        import ctypes
+
         return ctypes.get_last_error()  # WSAGetLastError's value, kept by use_last_error
     return 0
 
