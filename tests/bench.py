@@ -533,6 +533,9 @@ def main() -> int:
         subprocess.Popen([PY, "-c", ECHO_SERVER, str(echo_port)]),
     ]
     results: dict[str, dict[str, float | None]] = {}
+    # Each peer's connect+echo rate, round by round: the peers of one round share the
+    # machine's load of that moment, so one tree against another is read round by round.
+    per_round: dict[str, list[float]] = {}
     try:
         wait_port(echo_port)
         time.sleep(0.3)
@@ -565,9 +568,9 @@ def main() -> int:
             p99s: dict[str, list[float]] = {p.name: [] for p in peers}
             spent = dict.fromkeys(bps, 0.0)
             conn_cpu = dict.fromkeys(bps, 0.0)
-            rounds = 5
+            rounds = max(5, args.conns // 400)  # 400 connections a round, 5 rounds at least
             for rnd in range(rounds):
-                print(f"bench: connect+echo round {rnd + 1}", file=sys.stderr)
+                print(f"bench: connect+echo round {rnd + 1}/{rounds}", file=sys.stderr)
                 for peer in rotated(peers, rnd):
                     cpu0 = peer.cpu()
                     got, seconds = connect_echo(peer.echo_port, args.conns // rounds)
@@ -575,6 +578,7 @@ def main() -> int:
                     lat[peer.name] += got
                     p99s[peer.name].append(sorted(got)[int(len(got) * 0.99)])
                     spent[peer.name] += seconds
+                    per_round.setdefault(peer.name, []).append(len(got) / seconds)
             for peer in peers:
                 print(f"bench: idle connections: {peer.name}", file=sys.stderr)
                 ls = sorted(lat[peer.name])
@@ -602,7 +606,7 @@ def main() -> int:
 
     if args.tcp_only:
         print(tcp_configs + "\n\n" + render(results) + "\n")
-        print("\n".join(targets(results)))
+        print("\n".join(targets(results, per_round)))
         return 0
     udp = run_udp()
     cli = cli_timings()
@@ -625,7 +629,7 @@ def main() -> int:
         + "\n".join(f"| {name:<62} | {value * 1000:>7.0f} ms |" for name, value in cli.items())
     )
     print(table)
-    verdicts = targets(results) + bench_udp.targets(udp)
+    verdicts = targets(results, per_round) + bench_udp.targets(udp)
     ip_host = cli["wslnet ip host (median of 20)"]
     check = cli["wslnet check --json, no dns (median of 5)"]
     verdicts += [
@@ -647,6 +651,7 @@ def main() -> int:
         json.dumps(
             {
                 "results": results,
+                "connect_rate_by_round": per_round,
                 "udp": udp,
                 "cli_seconds": cli,
                 "targets": verdicts,
@@ -675,7 +680,9 @@ def render(results: dict[str, dict[str, float | None]]) -> str:
     return ratio_table("metric", METRICS, results, ["socat", "haproxy", "haproxy-splice"])
 
 
-def targets(results: dict[str, dict[str, float | None]]) -> list[str]:
+def targets(
+    results: dict[str, dict[str, float | None]], per_round: dict[str, list[float]] | None = None
+) -> list[str]:
     def get(peer: str, key: str) -> float:
         value = results.get(peer, {}).get(key)
         return float(value) if value is not None else float("nan")
@@ -749,8 +756,21 @@ def targets(results: dict[str, dict[str, float | None]]) -> list[str]:
                     for key, title, _ in METRICS
                     if results[peer].get(key) and results[this].get(key)
                 )
+                + round_by_round((per_round or {}).get(this), (per_round or {}).get(peer))
             )
     return lines
+
+
+def round_by_round(this: list[float] | None, other: list[float] | None) -> str:
+    """The connect rate's ratio taken in each round (both trees under the same load), as
+    a median and its range: how far one run's figure can be trusted."""
+    if not this or not other or len(this) != len(other):
+        return ""
+    ratios = sorted(a / b for a, b in zip(this, other, strict=True))
+    return (
+        f"; connect rate round by round: median {statistics.median(ratios):.2f}x, "
+        f"{ratios[0]:.2f}-{ratios[-1]:.2f}x over {len(ratios)} rounds"
+    )
 
 
 BASE_PEERS = {"direct", "socat", "haproxy", "haproxy-splice", "asyncio-floor", "asyncio-transports"}
