@@ -497,7 +497,7 @@ def main() -> int:
         help="the engines run from the --also trees",
     )
     ap.add_argument("--udp-seconds", type=float, default=3.0, help="length of one UDP run")
-    ap.add_argument("--udp-rounds", type=int, default=3, help="UDP rounds (median)")
+    ap.add_argument("--udp-rounds", type=int, default=5, help="UDP rounds (median)")
     args = ap.parse_args()
     also = parse_also(args.also)
     for tool in ("iperf3", "socat", "haproxy"):
@@ -509,17 +509,19 @@ def main() -> int:
         return 2
     udp_configs = print_configs("UDP peers, as configured:", bench_udp.configs(also=also))
 
+    udp_rounds: bench_udp.Rounds = {}
+
     def run_udp() -> dict[str, dict[str, float | None]]:
         tmp = Path(tempfile.mkdtemp(prefix="wslnet-bench-"))
         try:
-            return bench_udp.run(tmp, args.udp_seconds, args.udp_rounds, also)
+            return bench_udp.run(tmp, args.udp_seconds, args.udp_rounds, also, udp_rounds)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
     if args.udp_only:
         udp = run_udp()
         print(udp_configs + "\n\n" + bench_udp.render(udp) + "\n")
-        print("\n".join(bench_udp.targets(udp)))
+        print("\n".join(bench_udp.targets(udp, udp_rounds)))
         return 0
     import resource
 
@@ -629,7 +631,7 @@ def main() -> int:
         + "\n".join(f"| {name:<62} | {value * 1000:>7.0f} ms |" for name, value in cli.items())
     )
     print(table)
-    verdicts = targets(results, per_round) + bench_udp.targets(udp)
+    verdicts = targets(results, per_round) + bench_udp.targets(udp, udp_rounds)
     ip_host = cli["wslnet ip host (median of 20)"]
     check = cli["wslnet check --json, no dns (median of 5)"]
     verdicts += [
@@ -653,6 +655,7 @@ def main() -> int:
                 "results": results,
                 "connect_rate_by_round": per_round,
                 "udp": udp,
+                "udp_rate_by_round": udp_rounds,
                 "cli_seconds": cli,
                 "targets": verdicts,
                 "table": table,

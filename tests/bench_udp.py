@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -184,11 +185,19 @@ def configs(echo: int = 0, also: dict[str, Path] | None = None) -> dict[str, str
         return {n: p.config for n, p in _peers(echo, Path(tmp), also or {}).items()}
 
 
+Rounds = dict[str, dict[str, list[float]]]  # {peer: {"par8"/"seq": rate of each round}}
+
+
 def run(
-    tmp: Path, seconds: float = 3.0, rounds: int = 3, also: dict[str, Path] | None = None
+    tmp: Path,
+    seconds: float = 3.0,
+    rounds: int = 3,
+    also: dict[str, Path] | None = None,
+    by_round: Rounds | None = None,
 ) -> dict[str, dict[str, float | None]]:
     """{peer: {"par8": answers/s with 8 clients, "seq": with one, "lost": datagrams lost
-    in all rounds}}, medians of rounds taken peer after peer in turn."""
+    in all rounds}}, medians of rounds taken peer after peer in turn. `by_round`, if
+    given, receives each round's rates."""
     echo = _free_udp_port()
     server = subprocess.Popen([PY, "-c", UDP_ECHO, str(echo)])
     procs: list[subprocess.Popen[bytes]] = []
@@ -226,6 +235,8 @@ def run(
                     answers[name] += rate * seconds
                     got[name][kind].append(rate)
                     lost[name] += gone
+        if by_round is not None:
+            by_round.update(got)
         return {
             n: {
                 **{k: sorted(v)[len(v) // 2] for k, v in kinds.items()},
@@ -243,6 +254,23 @@ def run(
         server.wait()
 
 
+def _round_by_round(
+    this: dict[str, list[float]] | None, other: dict[str, list[float]] | None
+) -> str:
+    """Each round's ratio (both trees under the same load), as a median and its range."""
+    if not this or not other:
+        return ""
+    parts = []
+    for key, what in (("par8", "8 clients"), ("seq", "sequential")):
+        ratios = sorted(a / b for a, b in zip(this[key], other[key], strict=True) if b)
+        if ratios:
+            parts.append(
+                f"{what} median {statistics.median(ratios):.2f}x, "
+                f"{ratios[0]:.2f}-{ratios[-1]:.2f}x over {len(ratios)} rounds"
+            )
+    return "; round by round: " + ", ".join(parts) if parts else ""
+
+
 def render(results: dict[str, dict[str, float | None]]) -> str:
     metrics = [
         ("par8", "8 client processes", "{:.0f}"),
@@ -254,7 +282,9 @@ def render(results: dict[str, dict[str, float | None]]) -> str:
     return ratio_table("UDP 64B request/response per s", metrics, rows, ["socat", "nginx-stream"])
 
 
-def targets(results: dict[str, dict[str, float | None]]) -> list[str]:
+def targets(
+    results: dict[str, dict[str, float | None]], by_round: Rounds | None = None
+) -> list[str]:
     def get(peer: str, kind: str) -> float:
         value = results[peer][kind]
         return float(value) if value is not None else float("nan")
@@ -283,5 +313,6 @@ def targets(results: dict[str, dict[str, float | None]]) -> list[str]:
                     for key, what in (("par8", "8 clients"), ("seq", "sequential"),
                                       ("cpu_us", "CPU per answer"))
                 )
+                + _round_by_round((by_round or {}).get(this), (by_round or {}).get(peer))
             )  # fmt: skip
     return lines
