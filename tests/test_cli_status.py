@@ -18,7 +18,7 @@ from typing import ClassVar
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import ROOT, assert_schema
+from tests.helpers import ROOT, assert_schema, forwarder
 from wslnet.cli import cli
 from wslnet.forward.control.statefile import register
 from wslnet.registry import RegisteredRule, Registration
@@ -89,7 +89,7 @@ def test_every_running_forwarder_is_listed_with_or_without_api(state: Path) -> N
         assert served["status"]["rules"][0]["target"] == "127.0.0.1:7"  # its live status
         text = CliRunner().invoke(cli, ["status"]).output
         port = plain["rules"][0]["listen"][0][1]
-        assert f"wslnet forward, pid {procs[0].pid}, no --api (rules as started)\n" in text
+        assert f"wslnet forward, pid {procs[0].pid}, no --api\n" in text
         assert f"  #1 tcp 127.0.0.1:{port} -> 127.0.0.1:9\n" in text
         assert f"wslnet forward, pid {procs[1].pid}, API {served['api']}, up " in text
     finally:
@@ -99,6 +99,52 @@ def test_every_running_forwarder_is_listed_with_or_without_api(state: Path) -> N
             p.wait(timeout=30)
     assert list(state.glob("forward-*.json")) == []
     assert CliRunner().invoke(cli, ["status"]).exit_code == 1
+
+
+def _rules_registered(pid: int, want: int, timeout: float = 15.0) -> list[dict[str, object]]:
+    """The rules `wslnet status --json` lists for `pid`, once there are `want` of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = json.loads(CliRunner().invoke(cli, ["status", "--json"]).output)
+        rules: list[dict[str, object]] = next(
+            (f["rules"] for f in doc["forwarders"] if f["pid"] == pid), []
+        )
+        if len(rules) == want or time.monotonic() > deadline:
+            return rules
+        time.sleep(0.1)
+
+
+def _rule(target: int) -> str:
+    return f'[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:{target}"\n'
+
+
+def test_the_registration_follows_the_rules_as_they_change(state: Path, tmp_path: Path) -> None:
+    """Rules added and removed after the start (a reload here; the API and auto-forward go
+    through the same table) are what `status` and the doctor read, not the rules the
+    forwarder started with: the doctor takes wslnet's own listeners for infrastructure."""
+    conf = tmp_path / "forward.toml"
+    conf.write_text(_rule(9))
+    env = {"XDG_RUNTIME_DIR": str(state.parent)}
+    with forwarder("--config", str(conf), env=env) as fwd:
+        pid = fwd.proc.pid
+        assert [r["target"] for r in _rules_registered(pid, 1)] == ["127.0.0.1:9"]
+        tmp = tmp_path / "next.toml"
+        tmp.write_text(_rule(9) + _rule(7))
+        os.replace(tmp, conf)
+        fwd.wait_event("reloaded", timeout=10)
+        rules = _rules_registered(pid, 2)
+        assert sorted(str(r["target"]) for r in rules) == ["127.0.0.1:7", "127.0.0.1:9"]
+        added = next(r for r in rules if r["target"] == "127.0.0.1:7")
+        listen = added["listen"]
+        assert isinstance(listen, list) and listen[0][0] == "127.0.0.1" and listen[0][1] > 0
+        tmp.write_text(_rule(7))
+        os.replace(tmp, conf)
+        fwd.wait_event("reloaded", count=2, timeout=10)
+        rules = _rules_registered(pid, 1)
+        assert [(r["target"], r["listen"]) for r in rules] == [("127.0.0.1:7", listen)]
+        fwd.signal(signal.SIGTERM)
+        assert fwd.wait() == 0
+    assert list(state.glob("forward-*.json")) == []
 
 
 class _Api(http.server.BaseHTTPRequestHandler):

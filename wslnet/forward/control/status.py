@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wslnet.contract import SCHEMA
@@ -18,7 +18,7 @@ from wslnet.forward.control.statefile import register
 from wslnet.forward.core.rules import Proto, format_addr, format_hostport
 from wslnet.forward.core.server import Forwarder
 from wslnet.forward.core.table import Origin, RuleState
-from wslnet.registry import RegisteredRule, Registration
+from wslnet.registry import RegisteredRule, Registration, registration_path
 
 if TYPE_CHECKING:
     from wslnet.forward.control.api import ControlApi
@@ -224,32 +224,81 @@ def open_flows(fwd: Forwarder) -> list[OpenFlow]:
 
 
 def registration(fwd: Forwarder, api_url: str | None, token: str | None) -> Registration:
-    """What this forwarder registers: its rules as bound, and its API if any."""
+    """What this forwarder registers: its rules as bound now, and its API if any."""
     rules = tuple(
         RegisteredRule(
             rs.id, rs.rule.proto, rs.rule.text, str(rs.rule.target),
             tuple(b for b in (_sockname(lst.sock) for lst in rs.listeners) if b is not None),
         )
         for rs in fwd.table.rules
+        if not rs.closing
     )  # fmt: skip
     return Registration(os.getpid(), fwd.started_at, rules, api_url, token)
 
 
+class Registrar:
+    """Keeps the registration as the rules are: rewritten after every change (reload, the
+    API, auto-forward) in a worker thread, so that a slow disk never stalls the loop; one
+    write at a time, the last state winning, and none left behind once it is closed."""
+
+    def __init__(self, fwd: Forwarder, url: str | None, token: str | None) -> None:
+        self.fwd, self.url, self.token = fwd, url, token
+        self.dirty = False
+        self.writing: asyncio.Task[None] | None = None
+        self.closed = False
+
+    def write_now(self) -> None:
+        self._say(self._write(registration(self.fwd, self.url, self.token)))
+
+    def changed(self) -> None:
+        self.dirty = True
+        if self.writing is None or self.writing.done():
+            self.writing = asyncio.get_running_loop().create_task(self._rewrite())
+
+    async def _rewrite(self) -> None:
+        while self.dirty and not self.closed:
+            self.dirty = False
+            reg = registration(self.fwd, self.url, self.token)  # read on the loop's thread
+            self._say(await asyncio.to_thread(self._write, reg))
+
+    def _write(self, reg: Registration) -> OSError | WslnetError | None:
+        try:
+            path = register(reg)
+        except (OSError, WslnetError) as exc:  # status will not find it; forwarding goes on
+            return exc
+        if self.closed:  # closed while this thread wrote: close() may have come first
+            path.unlink(missing_ok=True)
+        return None
+
+    def _say(self, exc: OSError | WslnetError | None) -> None:
+        """A failed write, logged on the loop's thread (the log's observers live there)."""
+        if exc is not None:
+            msg = getattr(exc, "message", None) or str(exc)
+            self.fwd.log.limited("register-failed", "warning", "register-failed", msg=msg)
+
+    def close(self) -> None:
+        self.closed = True
+        registration_path(os.getpid()).unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def registered(fwd: Forwarder, api: ControlApi | None) -> Iterator[None]:
-    """Registers the forwarder for `wslnet status` while it runs (removed at exit)."""
+    """Registers the forwarder for `wslnet status` and the doctor while it runs, with its
+    rules as they are (removed at exit)."""
     url = api.url if api is not None else None
     token = api.token if api is not None and api.generated else None
-    try:
-        path: Path | None = register(registration(fwd, url, token))
-    except (OSError, WslnetError) as exc:  # status will not find it; forwarding goes on
-        fwd.log("warning", "register-failed", msg=getattr(exc, "message", None) or str(exc))
-        path = None
+    registrar = Registrar(fwd, url, token)
+    registrar.write_now()
+    fwd.table.on_change = registrar.changed
     try:
         yield
     finally:
-        if path is not None:
-            path.unlink(missing_ok=True)
+        fwd.table.on_change = _nothing
+        registrar.close()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _label(value: object) -> str:
@@ -326,7 +375,7 @@ def render_running(seen: list[Seen], folder: str) -> str:
         if s.status is not None:
             out.append(render(s.status, f"{who}, API {s.api}"))
             continue
-        api = f"API {s.api}: {s.error}" if s.api else "no --api (rules as started)"
+        api = f"API {s.api}: {s.error}" if s.api else "no --api"
         lines = [f"wslnet forward{who}, {api}"]
         for r in s.rules:
             listen = " ".join(format_hostport(h, p) for h, p in r.listen)

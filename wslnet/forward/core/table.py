@@ -7,6 +7,7 @@ import ipaddress
 import itertools
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -95,6 +96,10 @@ class Ports(Protocol):
     def stop(self, rs: RuleState) -> None: ...
 
 
+def _unchanged() -> None:
+    pass
+
+
 class RuleTable:
     def __init__(self, log: EventLog, allow_any: bool, ports: Ports) -> None:
         self.log = log
@@ -102,6 +107,9 @@ class RuleTable:
         self.ports = ports
         self.rules: list[RuleState] = []
         self._ids = itertools.count(1)
+        # Told after a rule starts or stops listening (the control plane keeps this
+        # forwarder's registration current with it; the table knows nothing of it).
+        self.on_change: Callable[[], None] = _unchanged
 
     @property
     def active(self) -> int:
@@ -145,6 +153,7 @@ class RuleTable:
             self.rules.remove(rs)
             self.ports.stop(rs)
             raise
+        self.on_change()
         return rs
 
     def who_holds(self, proto: Proto, endpoint: Endpoint) -> Holder:
@@ -192,6 +201,7 @@ class RuleTable:
         """Stops listening; open connections drain, then the rule is forgotten."""
         rs.closing = True
         self.ports.stop(rs)
+        self.on_change()
         self.log("info", "rule-removed", rule=rs.id, active=len(rs.active))
         self.forget_if_drained(rs)
 
