@@ -115,9 +115,19 @@ class Forwarder:
                          target=target, udp_timeout=cfg.udp_timeout)  # fmt: skip
                 continue
             self.strategy.watch(lst)
-            self.strategy.own_ports.add(lst.sock.getsockname()[1])
             self.log("info", "listening", rule=rs.id, listen=lst.bound, target=target,
                      engine=self.engine)  # fmt: skip
+        self._note_ports()
+
+    def _note_ports(self) -> None:
+        """The TCP ports we listen on now, for the strategy's loop check."""
+        self.strategy.own_ports = {
+            lst.sock.getsockname()[1]
+            for other in self.table.rules
+            if other.rule.proto == "tcp" and not other.closing
+            for lst in other.listeners
+            if lst.sock.fileno() >= 0
+        }
 
     def stop(self, rs: RuleState) -> None:
         """Stops listening on a rule (idempotent). UDP sessions end with it."""
@@ -127,13 +137,7 @@ class Forwarder:
         for lst in rs.listeners:
             self.strategy.unwatch(lst)
             lst.sock.close()
-        self.strategy.own_ports = {
-            lst.sock.getsockname()[1]
-            for other in self.table.rules
-            if other.rule.proto == "tcp" and not other.closing
-            for lst in other.listeners
-            if lst.sock.fileno() >= 0
-        }
+        self._note_ports()
 
     def _target_moved(self, target: Endpoint, old: list[Address], new: list[Address]) -> None:
         old_text = ",".join(a[1][0] for a in old)

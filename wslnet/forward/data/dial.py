@@ -19,7 +19,8 @@ from wslnet.forward.data.loops import Proactor
 from wslnet.forward.data.relay import Poller
 
 Ends = tuple[tuple[str, int], tuple[str, int]]  # (our address, the peer's) of a connection
-_IN_PROGRESS = (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)
+_PENDING = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)  # connect() goes on
+_IN_PROGRESS = (0, *_PENDING)
 OnDone = Callable[[socket.socket | None, End | None], None]  # (socket, None) or (None, why)
 TIMEOUT = End("connect-timeout")
 REFUSED = End("connect-refused")
@@ -183,7 +184,7 @@ class Dialer(BaseDialer):
             assert sockaddr is not None
             err = sock.connect_ex(sockaddr)
             poller = self.poller
-            if poller is not None and err in _IN_PROGRESS[1:] and _connected(sock):
+            if poller is not None and err in _PENDING and _connected(sock):
                 err = 0  # loopback handshakes are often done before connect() returns
             if self.own is not None and err in _IN_PROGRESS:
                 self.ends = (local_address(sock), (sockaddr[0], sockaddr[1]))
