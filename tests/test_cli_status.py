@@ -97,8 +97,12 @@ def test_every_running_forwarder_is_listed_with_or_without_api(state: Path) -> N
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(timeout=30)
-    assert list(state.glob("forward-*.json")) == []
+    if sys.platform != "win32":  # a clean exit removes its own file
+        assert list(state.glob("forward-*.json")) == []
+    # Windows' terminate() is TerminateProcess (no exit code runs): the next reader
+    # removes a file whose process is gone.
     assert CliRunner().invoke(cli, ["status"]).exit_code == 1
+    assert list(state.glob("forward-*.json")) == []
 
 
 def _rules_registered(pid: int, want: int, timeout: float = 15.0) -> list[dict[str, object]]:
@@ -143,8 +147,9 @@ def test_the_registration_follows_the_rules_as_they_change(state: Path, tmp_path
         rules = _rules_registered(pid, 1)
         assert [(r["target"], r["listen"]) for r in rules] == [("127.0.0.1:7", listen)]
         fwd.signal(signal.SIGTERM)
-        assert fwd.wait() == 0
-    assert list(state.glob("forward-*.json")) == []
+        code = fwd.wait()
+    if sys.platform != "win32":  # there terminate() is TerminateProcess: no clean exit
+        assert code == 0 and list(state.glob("forward-*.json")) == []
 
 
 class _Api(http.server.BaseHTTPRequestHandler):
