@@ -280,6 +280,16 @@ class ForwarderProcess:
     def fd_count(self) -> int:
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
+    def fds(self) -> dict[int, str]:
+        """Each open descriptor and what it is (socket:[inode], a path): what a leak is."""
+        found = {}
+        for name in os.listdir(f"/proc/{self.proc.pid}/fd"):
+            try:
+                found[int(name)] = os.readlink(f"/proc/{self.proc.pid}/fd/{name}")
+            except OSError:  # closed meanwhile
+                pass
+        return found
+
     def settled_fd_count(self, within: float = 3.0) -> int:
         """The descriptor count once start-up's own short-lived ones (the target probe's
         socket, the registration file) are closed: the same in three readings in a row."""

@@ -159,6 +159,65 @@ def test_target_reset_resets_the_client(engine: tuple[str, ...]) -> None:
     target.close()
 
 
+def _connection_fds(fwd: ForwarderProcess) -> dict[int, str]:
+    """The sockets and pipes the forwarder holds: what a connection leaks. (The loop may
+    open descriptors of its own lazily, as libuv does /dev/null for EMFILE.)"""
+    return {k: v for k, v in fwd.fds().items() if v.startswith(("socket:", "pipe:"))}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_target_that_resets_every_connection_at_once_ends_each_cleanly(
+    engine: tuple[str, ...],
+) -> None:
+    """The reset comes while the forwarder is still making the target's transport (on
+    uvloop, between connection_made and the end of create_connection): every client
+    hears the end at once, nothing is written to a closed transport (uvloop raises on
+    that: internal-error), and no descriptor is left or closed twice."""
+    target = listening_socket()
+
+    def reset_all() -> None:
+        while True:
+            try:
+                conn, _ = target.accept()
+            except OSError:
+                return
+            reset_close(conn)
+
+    threading.Thread(target=reset_all, daemon=True).start()
+    with forwarder(f"0=127.0.0.1:{target.getsockname()[1]}", *engine) as fwd:
+        for _ in range(3):  # the loop's own lazy descriptors come first
+            try:
+                with connect(fwd.ports[0], timeout=5) as s:
+                    s.sendall(b"x")
+                    s.recv(1)
+            except ConnectionResetError:
+                pass
+        time.sleep(0.2)
+        fwd.settled_fd_count()
+        held = _connection_fds(fwd)
+        slow = []
+        for _ in range(300):
+            started = time.monotonic()
+            try:
+                with connect(fwd.ports[0], timeout=5) as s:
+                    s.sendall(b"x")
+                    assert s.recv(1) == b""
+            except ConnectionResetError:
+                pass
+            if time.monotonic() - started > 2:
+                slow.append(round(time.monotonic() - started, 1))
+        assert slow == []  # a client left waiting: its socket was never closed
+        ends = fwd.wait_event("conn", count=300)
+        kinds = {str(e["reason"]).split(":")[0] for e in ends}
+        assert kinds <= {"target-reset", "connect-error"}, kinds
+        assert [e for e in fwd.events if e.get("event") == "internal-error"] == []
+        deadline = time.monotonic() + 10
+        while _connection_fds(fwd) != held and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _connection_fds(fwd) == held
+    target.close()
+
+
 @pytest.mark.parametrize("engine", ENGINES[::2])
 def test_client_reset_resets_the_target(engine: tuple[str, ...]) -> None:
     target = listening_socket()
@@ -415,8 +474,16 @@ def test_no_descriptor_leak_after_thousands_of_connections(
         with connect(live_port) as warm:  # let lazy imports and pools settle first
             warm.sendall(b"w")
             assert warm.recv(1) == b"w"
+        # And the loop's own lazy descriptors: one of each kind of connection first.
+        try:
+            with connect(dead_port) as s:
+                s.recv(1)
+        except ConnectionResetError:
+            pass
+        reset_close(connect(live_port))
         time.sleep(0.2)
-        before = fwd.settled_fd_count()
+        fwd.settled_fd_count()
+        held = _connection_fds(fwd)
         for i in range(3000):
             kind = i % 3
             if kind == 0:  # a full exchange
@@ -434,9 +501,9 @@ def test_no_descriptor_leak_after_thousands_of_connections(
                 s.sendall(b"x")
                 reset_close(s)
         deadline = time.monotonic() + 10
-        while fwd.fd_count() != before and time.monotonic() < deadline:
+        while _connection_fds(fwd) != held and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert fwd.fd_count() == before
+        assert _connection_fds(fwd) == held
 
 
 async def _one_client(port: int, seed: int) -> bool:

@@ -26,7 +26,17 @@ from wslnet.forward.data.relay import (
 
 
 class _Side(asyncio.Protocol):
-    __slots__ = ("early", "eof", "lost", "name", "peer", "received", "relay", "transport")
+    __slots__ = (
+        "early",
+        "eof",
+        "handed",
+        "lost",
+        "name",
+        "peer",
+        "received",
+        "relay",
+        "transport",
+    )
 
     def __init__(self, relay: ProtocolRelay, name: Side) -> None:
         self.relay = relay
@@ -37,6 +47,7 @@ class _Side(asyncio.Protocol):
         self.eof = False
         self.lost = False
         self.early: list[bytes] = []  # read before the peer's transport existed
+        self.handed = False  # uvloop has the socket, and no transport is made yet
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport but have its methods.
@@ -51,13 +62,15 @@ class _Side(asyncio.Protocol):
         self.relay.side_ready()
 
     def data_received(self, data: bytes) -> None:
-        self.received += len(data)
         peer = self.peer.transport
         if peer is None:
             # Only possible before both sides are wrapped (a server that speaks first).
             self.early.append(data)
+        elif peer.is_closing():
+            return  # the peer's end came first (a reset): nothing more reaches it
         else:
-            peer.write(data)
+            peer.write(data)  # (uvloop raises on a closed transport; asyncio drops it)
+        self.received += len(data)
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -70,12 +83,14 @@ class _Side(asyncio.Protocol):
         return True  # keep our write side open: half-close
 
     def pause_writing(self) -> None:
-        if self.peer.transport is not None:
-            self.peer.transport.pause_reading()
+        peer = self.peer.transport
+        if peer is not None and not peer.is_closing():
+            peer.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.peer.transport is not None and not self.peer.eof:
-            self.peer.transport.resume_reading()
+        peer = self.peer.transport
+        if peer is not None and not peer.is_closing() and not self.peer.eof:
+            peer.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -136,11 +151,38 @@ class ProtocolRelay(Relay):
             self.abort(End("error", str(exc)))
 
     async def _wrap_sockets(self) -> None:
-        try:
-            await self.loop.create_connection(lambda: self.target, sock=self.target_sock)
-            await self.loop.connect_accepted_socket(lambda: self.client, sock=self.client_sock)
-        except OSError as exc:
-            self.abort(End("error", str(exc)))
+        """uvloop, which has no transport factory: its public coroutines, target first.
+        Each gives the descriptor to libuv at once, and from then on only the transport
+        may close it: the socket object holds an I/O reference (a close() would close
+        nothing, and the peer would wait) or, for create_connection(sock=), is attached
+        only once connection_made has run and the coroutine resumes (uvloop/loop.pyx), so
+        a target that resets at once leaves it on a descriptor libuv has closed, which
+        would be closed again later, by then another connection's. So a side is `handed`
+        until its transport exists (abort leaves it to side_ready), and the target's
+        object lets go of the descriptor once the coroutine returns."""
+        for side, sock, make in (
+            (self.target, self.target_sock, self._wrap_target),
+            (self.client, self.client_sock, self._wrap_client),
+        ):
+            if self.ending.reason is not None:  # ended meanwhile: no more handing over
+                self.abort(self.ending.reason)
+                return
+            side.handed = True
+            try:
+                await make()
+            except OSError as exc:  # uvloop closed the descriptor and let go of it
+                side.handed = False
+                self.abort(side_error(side.name, exc))
+                return
+            side.handed = False
+            if side is self.target:
+                sock.detach()  # the transport's now (closed already, or to close)
+
+    async def _wrap_target(self) -> None:
+        await self.loop.create_connection(lambda: self.target, sock=self.target_sock)
+
+    async def _wrap_client(self) -> None:
+        await self.loop.connect_accepted_socket(lambda: self.client, sock=self.client_sock)
 
     def side_ready(self) -> None:
         if self.ending.reason is not None and not self.ending.both_eof:
@@ -185,13 +227,16 @@ class ProtocolRelay(Relay):
             if side.lost:
                 continue
             if side.transport is None:  # never wrapped: the socket is still ours
+                if side.handed:
+                    continue  # libuv has it: its connection_made aborts it (side_ready)
                 side.lost = True
                 if sock.fileno() >= 0:
                     set_reset_on_close(sock)
                     sock.close()
                 continue
-            raw = side.transport.get_extra_info("socket")  # uvloop's, where it has its own
-            set_reset_on_close(sock if raw is None else raw)
+            if not side.transport.is_closing():  # a closed uvloop transport raises here
+                raw = side.transport.get_extra_info("socket")  # uvloop's, where it has one
+                set_reset_on_close(sock if raw is None else raw)
             self.resetting = True
             side.transport.abort()  # connection_lost follows, then the end
         if self.client.lost and self.target.lost:
