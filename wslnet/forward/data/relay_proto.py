@@ -160,29 +160,27 @@ class ProtocolRelay(Relay):
         would be closed again later, by then another connection's. So a side is `handed`
         until its transport exists (abort leaves it to side_ready), and the target's
         object lets go of the descriptor once the coroutine returns."""
-        for side, sock, make in (
-            (self.target, self.target_sock, self._wrap_target),
-            (self.client, self.client_sock, self._wrap_client),
-        ):
-            if self.ending.reason is not None:  # ended meanwhile: no more handing over
-                self.abort(self.ending.reason)
-                return
-            side.handed = True
-            try:
-                await make()
-            except OSError as exc:  # uvloop closed the descriptor and let go of it
-                side.handed = False
-                self.abort(side_error(side.name, exc))
-                return
-            side.handed = False
-            if side is self.target:
-                sock.detach()  # the transport's now (closed already, or to close)
-
-    async def _wrap_target(self) -> None:
-        await self.loop.create_connection(lambda: self.target, sock=self.target_sock)
-
-    async def _wrap_client(self) -> None:
-        await self.loop.connect_accepted_socket(lambda: self.client, sock=self.client_sock)
+        target, client = self.target, self.client
+        target.handed = True
+        try:
+            await self.loop.create_connection(lambda: target, sock=self.target_sock)
+        except OSError as exc:  # uvloop closed the descriptor and let go of it
+            target.handed = False
+            self.abort(side_error("target", exc))
+            return
+        target.handed = False
+        self.target_sock.detach()  # the transport's now (closed already, or to close)
+        if self.ending.reason is not None:  # ended meanwhile: the client stays ours
+            self.abort(self.ending.reason)
+            return
+        client.handed = True
+        try:
+            await self.loop.connect_accepted_socket(lambda: client, sock=self.client_sock)
+        except OSError as exc:
+            client.handed = False
+            self.abort(side_error("client", exc))
+            return
+        client.handed = False
 
     def side_ready(self) -> None:
         if self.ending.reason is not None and not self.ending.both_eof:
